@@ -1,0 +1,1 @@
+"""Runnable experiments; configs live in experiments/configs."""
