@@ -1,0 +1,165 @@
+"""Conversions between the four things a diffusion network can predict, and one wrapper that
+gives samplers and likelihoods all four from whichever the network outputs.
+
+With x_t = alpha x_0 + sigma eps:
+  eps-prediction (Ho et al. 2020), x0-prediction, v = alpha eps - sigma x_0 (Salimans & Ho 2022),
+  score = grad log q_t(x_t) = -eps / sigma.
+alpha and sigma are scalars or (B,) and broadcast over the trailing dims of x (B, ...). The v
+conversions hold for any (alpha, sigma), not only alpha^2 + sigma^2 = 1.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from gen_jax.core.sde import batch_time, expand_like
+
+PREDICTIONS = ("eps", "x0", "v", "score")
+
+
+def eps_to_x0(eps, x_t, alpha, sigma):
+    """x_0 = (x_t - sigma eps) / alpha."""
+    return (x_t - expand_like(sigma, x_t) * eps) / expand_like(alpha, x_t)
+
+
+def x0_to_eps(x0, x_t, alpha, sigma):
+    """eps = (x_t - alpha x_0) / sigma."""
+    return (x_t - expand_like(alpha, x_t) * x0) / expand_like(sigma, x_t)
+
+
+def eps_x0_to_v(eps, x0, alpha, sigma):
+    """v = alpha eps - sigma x_0 (Salimans & Ho 2022)."""
+    return expand_like(alpha, eps) * eps - expand_like(sigma, eps) * x0
+
+
+def v_to_eps(v, x_t, alpha, sigma):
+    """eps = (sigma x_t + alpha v) / (alpha^2 + sigma^2)."""
+    a, s = expand_like(alpha, x_t), expand_like(sigma, x_t)
+    return (s * x_t + a * v) / (a**2 + s**2)
+
+
+def v_to_x0(v, x_t, alpha, sigma):
+    """x_0 = (alpha x_t - sigma v) / (alpha^2 + sigma^2)."""
+    a, s = expand_like(alpha, x_t), expand_like(sigma, x_t)
+    return (a * x_t - s * v) / (a**2 + s**2)
+
+
+def eps_to_score(eps, sigma):
+    """score = -eps / sigma."""
+    return -eps / expand_like(sigma, eps)
+
+
+def score_to_eps(score, sigma):
+    """eps = -sigma score."""
+    return -expand_like(sigma, score) * score
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Denoiser:
+    """A network ``fn(x, t) -> prediction`` of kind ``prediction`` (one of 'eps', 'x0', 'v',
+    'score') seen through a process with ``alpha_sigma(t)``.
+
+    Methods take x (B, ...) and t (B,) (a scalar is broadcast to (B,) before fn is called) and
+    return arrays like x; each calls fn once
+    (``eps_and_x0`` too). Raises ValueError if fn's output shape differs from x's.
+    """
+    process: object
+    fn: Callable = dataclasses.field(default=None, metadata=dict(static=True))
+    prediction: str = dataclasses.field(default="eps", metadata=dict(static=True))
+
+    def __post_init__(self):
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
+        if not callable(self.fn):
+            raise ValueError(f"fn must be a callable fn(x, t), got {type(self.fn).__name__}")
+
+    def _call(self, x, t):
+        t = batch_time(t, x)
+        out = self.fn(x, t)
+        if jnp.shape(out) != x.shape:
+            raise ValueError(
+                f"model output shape {jnp.shape(out)} must equal input shape {x.shape} "
+                f"(prediction={self.prediction!r})")
+        return out, *self.process.alpha_sigma(t)
+
+    def eps_and_x0(self, x, t):
+        """(E[eps | x_t], E[x_0 | x_t]) from one network call."""
+        out, alpha, sigma = self._call(x, t)
+        if self.prediction == "eps":
+            eps = out
+        elif self.prediction == "x0":
+            eps = x0_to_eps(out, x, alpha, sigma)
+        elif self.prediction == "v":
+            eps = v_to_eps(out, x, alpha, sigma)
+        else:
+            eps = score_to_eps(out, sigma)
+        x0 = out if self.prediction == "x0" else eps_to_x0(eps, x, alpha, sigma)
+        return eps, x0
+
+    def eps(self, x, t):
+        out, alpha, sigma = self._call(x, t)
+        if self.prediction == "eps":
+            return out
+        if self.prediction == "x0":
+            return x0_to_eps(out, x, alpha, sigma)
+        if self.prediction == "v":
+            return v_to_eps(out, x, alpha, sigma)
+        return score_to_eps(out, sigma)
+
+    def x0(self, x, t):
+        out, alpha, sigma = self._call(x, t)
+        if self.prediction == "x0":
+            return out
+        if self.prediction == "v":
+            return v_to_x0(out, x, alpha, sigma)
+        if self.prediction == "score":
+            return eps_to_x0(score_to_eps(out, sigma), x, alpha, sigma)
+        return eps_to_x0(out, x, alpha, sigma)
+
+    def v(self, x, t):
+        if self.prediction == "v":
+            return self._call(x, t)[0]
+        eps, x0 = self.eps_and_x0(x, t)
+        alpha, sigma = self.process.alpha_sigma(batch_time(t, x))
+        return eps_x0_to_v(eps, x0, alpha, sigma)
+
+    def score(self, x, t):
+        out, _, sigma = self._call(x, t)
+        if self.prediction == "score":
+            return out
+        alpha = self.process.alpha_sigma(batch_time(t, x))[0]
+        if self.prediction == "eps":
+            eps = out
+        elif self.prediction == "x0":
+            eps = x0_to_eps(out, x, alpha, sigma)
+        else:
+            eps = v_to_eps(out, x, alpha, sigma)
+        return eps_to_score(eps, sigma)
+
+
+def wrap_model(fn: Callable, prediction: str, process) -> Denoiser:
+    """Wrap a network ``fn(x, t)`` predicting ``prediction`` for a process (see ``Denoiser``)."""
+    return Denoiser(process=process, fn=fn, prediction=prediction)
+
+
+def cfg_combine(cond, uncond, guidance_scale):
+    """Classifier-free guidance (Ho & Salimans 2022): uncond + w (cond - uncond).
+
+    w = guidance_scale (w = 1: the conditional prediction, w = 0: the unconditional one; the
+    paper's w is this w - 1). guidance_scale: scalar or (B,). Works on eps, x0, v or score.
+    """
+    if jnp.shape(cond) != jnp.shape(uncond):
+        raise ValueError(
+            f"cond and uncond must have the same shape, got {jnp.shape(cond)} and {jnp.shape(uncond)}")
+    w = expand_like(guidance_scale, cond)
+    return uncond + w * (cond - uncond)
+
+
+__all__ = [
+    "PREDICTIONS", "eps_to_x0", "x0_to_eps", "eps_x0_to_v", "v_to_eps", "v_to_x0",
+    "eps_to_score", "score_to_eps", "Denoiser", "wrap_model", "cfg_combine",
+]

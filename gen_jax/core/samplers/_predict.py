@@ -1,0 +1,62 @@
+"""One network evaluation -> the quantity a sampler needs, under the sampler's own (alpha, sigma).
+
+Samplers accept either a ``param.Denoiser`` (its ``fn`` and ``prediction`` are used) or a plain
+callable ``fn(x, t)`` together with ``prediction`` in {'eps', 'x0', 'v', 'score'}. Conversions
+use the (alpha, sigma) of the schedule being sampled, so a discrete DDPM chain is sampled with
+its own alphas_cumprod even when the Denoiser carries a continuous process.
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from gen_jax.core import param
+
+
+def resolve_model(model, prediction):
+    """(fn, prediction) from a Denoiser or from a plain callable plus its prediction type."""
+    if isinstance(model, param.Denoiser):
+        if prediction is not None and prediction != model.prediction:
+            raise ValueError(
+                f"prediction={prediction!r} conflicts with the Denoiser's {model.prediction!r}")
+        return model.fn, model.prediction
+    if not callable(model):
+        raise ValueError(f"model must be a Denoiser or a callable fn(x, t), got {type(model).__name__}")
+    if prediction is None:
+        raise ValueError(f"a plain callable needs prediction= one of {param.PREDICTIONS}")
+    if prediction not in param.PREDICTIONS:
+        raise ValueError(f"prediction must be one of {param.PREDICTIONS}, got {prediction!r}")
+    return model, prediction
+
+
+def call_checked(fn, x, t):
+    """fn(x, t) with a ValueError if the output shape differs from x's."""
+    out = fn(x, t)
+    if jnp.shape(out) != x.shape:
+        raise ValueError(f"model output shape {jnp.shape(out)} must equal input shape {x.shape}")
+    return out
+
+
+def eps_and_x0(fn, prediction, x, t, alpha, sigma):
+    """(eps_hat, x0_hat) from one call of fn at x = alpha x0 + sigma eps; alpha, sigma (B,)."""
+    out = call_checked(fn, x, t)
+    if prediction == "x0":
+        return param.x0_to_eps(out, x, alpha, sigma), out
+    if prediction == "eps":
+        eps = out
+    elif prediction == "v":
+        eps = param.v_to_eps(out, x, alpha, sigma)
+    else:
+        eps = param.score_to_eps(out, sigma)
+    return eps, param.eps_to_x0(eps, x, alpha, sigma)
+
+
+def x0_only(fn, prediction, x, t, alpha, sigma):
+    """x0_hat from one call of fn (direct for 'x0' and 'v', no detour through eps)."""
+    if prediction == "v":
+        return param.v_to_x0(call_checked(fn, x, t), x, alpha, sigma)
+    return eps_and_x0(fn, prediction, x, t, alpha, sigma)[1]
+
+
+def checked_score(score_fn, x, t):
+    """score_fn(x, t) with the output-shape check."""
+    return call_checked(score_fn, x, t)
