@@ -1,0 +1,1 @@
+"""tfds dataset builders for local sources, written as array_record (no TensorFlow needed)."""
