@@ -1,0 +1,90 @@
+"""Shared defaults of every training config. Family configs call `get_base_config(family,
+dataset)` and change only what differs, so the AR, Gaussian and masked models of one dataset
+share `config.model` (width, depth, heads, MLP ratio) and are matched in size by construction.
+
+Fields (all overridable: `--config.train.steps=200`):
+  family: 'ar' | 'gaussian' | 'masked'.   seed: run seed (init, data order, step keys).
+  data: name, data_dir / tfds_dir (offline files or a tfds directory), splits, options (passed
+    to `gen_jax.data.load`, e.g. seq_len for text).
+  model: transformer size shared by the three families (no dropout: the pure train step is
+    deterministic given the step key).
+  objective: gaussian_loss 'elbo' (VDM continuous ELBO) | 'eps_mse'; logsnr range of the
+    VDM schedule (Kingma et al. 2021); masked_schedule of the MD4 masking process.
+  optimizer: AdamW + warmup / cosine, global-norm clipping, EMA decay.
+  train: steps, batch_size (global).   mesh: devices and parameter sharding.
+  distributed: jax.distributed.initialize() for multi-host runs.
+  checkpoint / logging / eval / sample: cadences in steps; eval.every_steps=0 evaluates only at
+    the end, sample.every_steps=0 never samples (otherwise also at the end).
+"""
+import ml_collections
+
+
+def get_base_config(family: str, dataset: str) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.family = family
+    c.seed = 0
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = dataset
+    c.data.data_dir = ""
+    c.data.tfds_dir = ""
+    c.data.train_split = "train"
+    c.data.eval_split = "test"
+    c.data.options = ml_collections.ConfigDict()
+
+    c.model = ml_collections.ConfigDict()
+    c.model.width = 64
+    c.model.depth = 2
+    c.model.num_heads = 4
+    c.model.mlp_ratio = 4.0
+
+    c.objective = ml_collections.ConfigDict()
+    c.objective.gaussian_loss = "elbo"
+    c.objective.logsnr_min = -5.0
+    c.objective.logsnr_max = 13.3
+    c.objective.masked_schedule = "linear"
+
+    c.optimizer = ml_collections.ConfigDict()
+    c.optimizer.learning_rate = 1e-3
+    c.optimizer.warmup_steps = 100
+    c.optimizer.end_lr_ratio = 0.1
+    c.optimizer.weight_decay = 0.01
+    c.optimizer.b1 = 0.9
+    c.optimizer.b2 = 0.99
+    c.optimizer.grad_clip_norm = 1.0
+    c.optimizer.ema_decay = 0.999
+
+    c.train = ml_collections.ConfigDict()
+    c.train.steps = 2000
+    c.train.batch_size = 64
+
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.num_devices = 0
+    c.mesh.param_sharding = "replicated"
+
+    c.distributed = ml_collections.ConfigDict()
+    c.distributed.initialize = False
+    c.distributed.coordinator_address = ""
+    c.distributed.num_processes = 0
+    c.distributed.process_id = -1
+
+    c.checkpoint = ml_collections.ConfigDict()
+    c.checkpoint.every_steps = 500
+    c.checkpoint.keep = 3
+
+    c.logging = ml_collections.ConfigDict()
+    c.logging.every_steps = 50
+    c.logging.tensorboard = True
+    c.logging.progress_bar = True
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.every_steps = 500
+    c.eval.batch_size = 256
+    c.eval.max_batches = 0
+    c.eval.use_ema = True
+
+    c.sample = ml_collections.ConfigDict()
+    c.sample.every_steps = 1000
+    c.sample.num_samples = 16
+    c.sample.num_steps = 64
+    return c

@@ -1,0 +1,7 @@
+"""gaussian model on scikit-learn digits (8x8, 17 levels; offline, no files needed). Sizes
+shared with the other families through base.py, so the three digits models match."""
+from experiments.configs.base import get_base_config
+
+
+def get_config():
+    return get_base_config("gaussian", "digits")

@@ -1,0 +1,128 @@
+"""Validation of a training config (ml_collections.ConfigDict, layout of
+experiments/configs/base.py): fails before any work with a ValueError naming the field."""
+import jax
+
+from gen_jax.train.objectives import FAMILIES, GAUSSIAN_LOSSES
+from gen_jax.train.sharding import PARAM_STRATEGIES
+
+
+# Sections / fields that define the trajectory of a run: a resumed run must match them exactly.
+# The others (logging, eval, sampling, checkpoint cadence, paths) may change between restarts.
+RUN_DEFINING = ("family", "seed", "data.name", "data.options", "model", "objective",
+                "optimizer", "train")
+
+
+def _get(cfg, dotted):
+    value = cfg
+    for part in dotted.split("."):
+        if part not in value:
+            raise ValueError(f"config is missing the field {dotted!r}")
+        value = value[part]
+    return value
+
+
+def _positive_int(cfg, name, allow_zero=False):
+    value = _get(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"config.{name} must be an integer {bound}, got {value!r}")
+    return value
+
+
+def _in_range(cfg, name, low, high, low_open=False, high_open=False):
+    value = _get(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"config.{name} must be a number, got {value!r}")
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high:
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"config.{name} must be in {interval}, got {value!r}")
+    return value
+
+
+def _choice(cfg, name, choices):
+    value = _get(cfg, name)
+    if value not in choices:
+        raise ValueError(f"config.{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def validate_config(cfg, known_datasets=None) -> None:
+    """Check every field the training loop reads. `known_datasets` defaults to the data layer's
+    registered names. Raises ValueError naming the first bad field."""
+    _choice(cfg, "family", FAMILIES)
+    _positive_int(cfg, "seed", allow_zero=True)
+    if known_datasets is None:
+        from gen_jax.data import KNOWN_DATASETS
+        known_datasets = tuple(KNOWN_DATASETS)
+    _choice(cfg, "data.name", tuple(known_datasets))
+    for name in ("model.width", "model.depth", "model.num_heads"):
+        _positive_int(cfg, name)
+    if cfg.model.width % cfg.model.num_heads:
+        raise ValueError(f"config.model.width ({cfg.model.width}) must be divisible by "
+                         f"config.model.num_heads ({cfg.model.num_heads})")
+    _in_range(cfg, "model.mlp_ratio", 0, float("inf"), low_open=True, high_open=True)
+    _choice(cfg, "objective.gaussian_loss", GAUSSIAN_LOSSES)
+    _choice(cfg, "objective.masked_schedule", ("linear", "cosine", "poly"))
+    if _get(cfg, "objective.logsnr_max") <= _get(cfg, "objective.logsnr_min"):
+        raise ValueError("config.objective.logsnr_max must exceed config.objective.logsnr_min")
+    steps = _positive_int(cfg, "train.steps")
+    batch = _positive_int(cfg, "train.batch_size")
+    _in_range(cfg, "optimizer.learning_rate", 0.0, float("inf"), low_open=True, high_open=True)
+    warmup = _positive_int(cfg, "optimizer.warmup_steps", allow_zero=True)
+    if warmup > steps:
+        raise ValueError(f"config.optimizer.warmup_steps ({warmup}) exceeds config.train.steps ({steps})")
+    _in_range(cfg, "optimizer.end_lr_ratio", 0.0, 1.0)
+    _in_range(cfg, "optimizer.weight_decay", 0.0, float("inf"), high_open=True)
+    _in_range(cfg, "optimizer.b1", 0.0, 1.0, high_open=True)
+    _in_range(cfg, "optimizer.b2", 0.0, 1.0, high_open=True)
+    _in_range(cfg, "optimizer.grad_clip_norm", 0.0, float("inf"), high_open=True)
+    _in_range(cfg, "optimizer.ema_decay", 0.0, 1.0, high_open=True)
+    _choice(cfg, "mesh.param_sharding", PARAM_STRATEGIES)
+    num_devices = _positive_int(cfg, "mesh.num_devices", allow_zero=True) or jax.device_count()
+    if num_devices > jax.device_count():
+        raise ValueError(f"config.mesh.num_devices ({num_devices}) exceeds the "
+                         f"{jax.device_count()} available devices")
+    if batch % num_devices:
+        raise ValueError(f"config.train.batch_size ({batch}) must be divisible by the number "
+                         f"of devices ({num_devices})")
+    if batch % jax.process_count():
+        raise ValueError(f"config.train.batch_size ({batch}) must be divisible by the number "
+                         f"of processes ({jax.process_count()})")
+    _positive_int(cfg, "checkpoint.every_steps")
+    _positive_int(cfg, "checkpoint.keep")
+    _positive_int(cfg, "logging.every_steps")
+    _positive_int(cfg, "eval.every_steps", allow_zero=True)
+    eval_batch = _positive_int(cfg, "eval.batch_size")
+    if eval_batch % num_devices:
+        raise ValueError(f"config.eval.batch_size ({eval_batch}) must be divisible by the number "
+                         f"of devices ({num_devices})")
+    _positive_int(cfg, "eval.max_batches", allow_zero=True)
+    _positive_int(cfg, "sample.every_steps", allow_zero=True)
+    _positive_int(cfg, "sample.num_samples")
+    _positive_int(cfg, "sample.num_steps")
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def check_resume_compatible(saved: dict, current: dict) -> None:
+    """Raise ValueError naming the first run-defining field that differs between the config a
+    checkpoint was written with and the current one (both plain dicts)."""
+    saved_flat, current_flat = _flatten(saved), _flatten(current)
+    for name in sorted(set(saved_flat) | set(current_flat)):
+        if not any(name == p or name.startswith(p + ".") for p in RUN_DEFINING):
+            continue
+        old, new = saved_flat.get(name, "<missing>"), current_flat.get(name, "<missing>")
+        if old != new:
+            raise ValueError(f"config mismatch on resume: config.{name} was {old!r} in the "
+                             f"checkpoint, now {new!r}; use a new workdir or the old value")
