@@ -1,0 +1,149 @@
+"""AR transformer train step: gen_jax (JAX/Flax NNX, jitted, donated, optax AdamW) vs an
+equal-size PyTorch GPT written the nanoGPT way (pre-norm blocks, GELU MLP, learned positions,
+fused causal attention via F.scaled_dot_product_attention, torch.optim.AdamW).
+
+Both sides: same batch, sequence length, vocabulary, random tokens, 2 CPU threads; median step
+time over `--steps` timed steps after warm-up; tokens/s = batch * seq / step time.
+Torch is never a runtime dependency: it runs in a separate interpreter (default
+.venv-bench/bin/python; create it with
+  python3 -m venv .venv-bench && .venv-bench/bin/pip install torch==2.13.0 numpy).
+Run from the repo root:  python benchmarks/train_step.py [--torch_python PATH]
+
+Differences kept on purpose: nanoGPT ties the output head to the token table and has no head
+bias; gen_jax's head is untied with a bias and its token table has a BOS row. Parameter counts
+of both sides are printed.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from gen_jax.models import ARTransformer, TransformerConfig, count_params, functional
+
+TORCH_SIDE = textwrap.dedent("""
+    import sys, time, math
+    import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+    layers, heads, d, seq, batch, vocab, steps, warmup = map(int, sys.argv[1:9])
+    torch.set_num_threads(2); torch.manual_seed(0)
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        def forward(self, x):
+            b, t, _ = x.shape
+            q, k, v = self.qkv(x).split(d, dim=2)
+            q, k, v = (z.view(b, t, heads, d // heads).transpose(1, 2) for z in (q, k, v))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.proj(y.transpose(1, 2).reshape(b, t, d))
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.attn, self.ln2 = nn.LayerNorm(d), Attention(), nn.LayerNorm(d)
+            self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        def forward(self, x):
+            x = x + self.attn(self.ln1(x))
+            return x + self.mlp(self.ln2(x))
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok, self.pos = nn.Embedding(vocab, d), nn.Embedding(seq, d)
+            self.blocks = nn.ModuleList([Block() for _ in range(layers)])
+            self.ln_f, self.head = nn.LayerNorm(d), nn.Linear(d, vocab, bias=False)
+            self.head.weight = self.tok.weight  # weight tying, as nanoGPT
+        def forward(self, idx, targets):
+            x = self.tok(idx) + self.pos(torch.arange(idx.shape[1]))
+            for blk in self.blocks:
+                x = blk(x)
+            logits = self.head(self.ln_f(x))
+            return F.cross_entropy(logits.view(-1, vocab), targets.view(-1))
+
+    model = GPT()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
+    data = torch.randint(0, vocab, (batch, seq + 1))
+    x, y = data[:, :-1].contiguous(), data[:, 1:].contiguous()
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss.item()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    print(sum(p.numel() for p in model.parameters()), float(np.median(times)))
+""")
+
+
+def jax_step_time(layers, heads, d, seq, batch, vocab, steps, warmup):
+    cfg = TransformerConfig(num_layers=layers, num_heads=heads, d_model=d, max_len=seq,
+                            positional="learned", mlp="gelu", causal=True)
+    model = ARTransformer(cfg, vocab, rngs=nnx.Rngs(0))
+    apply_fn, params = functional(model)
+    opt = optax.adamw(3e-4, weight_decay=0.1)
+    opt_state = opt.init(params)
+
+    @jax.jit
+    def loss_fn(params, x, y):
+        logits = apply_fn(params, x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    def step(params, opt_state, x, y):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    step = jax.jit(step, donate_argnums=(0, 1))
+    data = jax.random.randint(jax.random.key(0), (batch, seq + 1), 0, vocab)
+    x, y = data[:, :-1], data[:, 1:]
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        params, opt_state, loss = step(params, opt_state, x, y)
+        loss.block_until_ready()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return count_params(model), float(np.median(times))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--d_model", type=int, default=256)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--vocab", type=int, default=65)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--torch_python", default=os.path.join(".venv-bench", "bin", "python"))
+    args = parser.parse_args()
+    dims = [args.layers, args.heads, args.d_model, args.seq, args.batch, args.vocab, args.steps,
+            args.warmup]
+    tokens = args.batch * args.seq
+    n_jax, t_jax = jax_step_time(*dims)
+    print(f"jax   ({jax.devices()[0].platform}): {n_jax:,} params, step {1e3 * t_jax:7.1f} ms, "
+          f"{tokens / t_jax:9.0f} tok/s")
+    if not os.path.exists(args.torch_python):
+        sys.exit(f"no torch interpreter at {args.torch_python}: see the module docstring")
+    out = subprocess.run([args.torch_python, "-c", TORCH_SIDE, *map(str, dims)], check=True,
+                         capture_output=True, text=True).stdout.split()
+    n_torch, t_torch = int(out[0]), float(out[1])
+    print(f"torch (cpu): {n_torch:,} params, step {1e3 * t_torch:7.1f} ms, "
+          f"{tokens / t_torch:9.0f} tok/s")
+    print(f"tokens/s ratio jax/torch: {t_torch / t_jax:.2f}")
+
+
+if __name__ == "__main__":
+    main()
