@@ -106,7 +106,7 @@ def test_eval_and_samples_written(ar_straight):
     assert read_metrics(ar_straight.workdir, "eval")[-1]["bits_per_dim"] == final["bits_per_dim"]
     (png,) = ar_straight.sample_files
     grid = matplotlib.image.imread(png)
-    assert grid.shape[:2] == (16, 16)  # 4 samples of 8x8 in a 2x2 grid
+    assert grid.shape[:2] == (64, 64)  # 4 samples of 8x8 in a 2x2 grid, upscaled 4x
 
 
 def test_config_errors_name_the_field():

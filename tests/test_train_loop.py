@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -109,10 +110,6 @@ def straight(tmp_path_factory):
     return run_tiny(str(tmp_path_factory.mktemp("straight")))
 
 
-def _leaves_equal(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-
-
 def test_training_reduces_loss(straight):
     losses = [h["loss"] for h in straight.history]
     assert len(losses) == 6 and losses[-1] < losses[0]
@@ -155,7 +152,7 @@ def test_resume_is_bitwise_identical(straight, tmp_path):
     assert int(first.state.step) == 3
     second = run_tiny(workdir)
     assert [h["step"] for h in second.history] == [4, 5, 6]
-    assert _leaves_equal(jax.device_get(second.state), jax.device_get(straight.state))
+    chex.assert_trees_all_equal(jax.device_get(second.state), jax.device_get(straight.state))
     assert [h["loss"] for h in second.history] == [h["loss"] for h in straight.history[3:]]
 
 
@@ -196,8 +193,9 @@ def test_poisoned_step_leaves_state_unchanged():
     assert int(m1["skipped"]) == 0 and int(m2["skipped"]) == 1
     assert int(state2.step) == 2 and int(state2.skipped_steps) == 1
     for field in ("params", "opt_state", "ema_params"):
-        assert _leaves_equal(getattr(state2, field), getattr(state1, field)), field
-    assert not _leaves_equal(state1.params, state.params)
+        chex.assert_trees_all_equal(getattr(state2, field), getattr(state1, field))
+    assert not all(np.array_equal(a, b) for a, b in
+                   zip(jax.tree.leaves(state1.params), jax.tree.leaves(state.params)))
 
 
 def test_eval_is_weighted_mean_over_real_examples(straight):

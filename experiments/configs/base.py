@@ -7,8 +7,9 @@ Fields (all overridable: `--config.train.steps=200`):
   data: name, data_dir / tfds_dir (offline files or a tfds directory), splits, options (passed
     to `gen_jax.data.load`, e.g. seq_len for text).
   model: transformer size shared by the three families (no dropout: the pure train step is
-    deterministic given the step key).
-  objective: gaussian_loss 'elbo' (VDM continuous ELBO) | 'eps_mse'; logsnr range of the
+    deterministic given the step key); patch_size: pixels per token side, gaussian only.
+  objective: gaussian_loss 'elbo' (VDM continuous ELBO) | 'eps_mse' | 'v_mse'; prediction of the
+    gaussian network 'eps' | 'v' | 'x0' (the same bound either way); logsnr range of the
     VDM schedule (Kingma et al. 2021); masked_schedule of the MD4 masking process.
   optimizer: AdamW + warmup / cosine, global-norm clipping, EMA decay.
   train: steps, batch_size (global).   mesh: devices and parameter sharding.
@@ -37,9 +38,15 @@ def get_base_config(family: str, dataset: str) -> ml_collections.ConfigDict:
     c.model.depth = 2
     c.model.num_heads = 4
     c.model.mlp_ratio = 4.0
+    # Absolute (learned) positions: with RoPE alone a bidirectional model whose input is pure
+    # noise or all masks cannot tell where a token is (attention sees only relative offsets), so
+    # it cannot learn the position-dependent mean image at low SNR.
+    c.model.positional = "learned"
+    c.model.patch_size = 1  # gaussian family only: p x p pixel patches per token (DiT)
 
     c.objective = ml_collections.ConfigDict()
     c.objective.gaussian_loss = "elbo"
+    c.objective.prediction = "eps"
     c.objective.logsnr_min = -5.0
     c.objective.logsnr_max = 13.3
     c.objective.masked_schedule = "linear"

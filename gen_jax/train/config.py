@@ -63,7 +63,10 @@ def validate_config(cfg, known_datasets=None) -> None:
         raise ValueError(f"config.model.width ({cfg.model.width}) must be divisible by "
                          f"config.model.num_heads ({cfg.model.num_heads})")
     _in_range(cfg, "model.mlp_ratio", 0, float("inf"), low_open=True, high_open=True)
+    _positive_int(cfg, "model.patch_size")
+    _choice(cfg, "model.positional", ("rope", "learned"))
     _choice(cfg, "objective.gaussian_loss", GAUSSIAN_LOSSES)
+    _choice(cfg, "objective.prediction", ("eps", "v", "x0"))
     _choice(cfg, "objective.masked_schedule", ("linear", "cosine", "poly"))
     if _get(cfg, "objective.logsnr_max") <= _get(cfg, "objective.logsnr_min"):
         raise ValueError("config.objective.logsnr_max must exceed config.objective.logsnr_min")

@@ -28,9 +28,12 @@ def load_split(config, split: str):
 
 
 def backbone_config(model_config) -> TransformerConfig:
-    """The transformer shared by all families (the factory sets causality / time conditioning)."""
+    """The transformer shared by all families (the factory sets causality / time conditioning,
+    and raises max_len from 1 to the family's sequence length, so a learned position table has
+    exactly the rows the data needs)."""
     return TransformerConfig(num_layers=model_config.depth, num_heads=model_config.num_heads,
-                             d_model=model_config.width, mlp_ratio=model_config.mlp_ratio)
+                             d_model=model_config.width, mlp_ratio=model_config.mlp_ratio,
+                             positional=model_config.positional, max_len=1)
 
 
 def _sampler(family, graphdef, rest, spec, config):
@@ -65,7 +68,7 @@ def _sampler(family, graphdef, rest, spec, config):
     @functools.partial(jax.jit, static_argnums=2)
     def centers(params, key, num):
         fn = lambda x, t: nnx.merge(graphdef, params, rest)(x, t)  # noqa: E731
-        x, _ = dpm_solver_pp_sample(key, Denoiser(process, fn=fn, prediction="eps"), process,
+        x, _ = dpm_solver_pp_sample(key, Denoiser(process, fn=fn, prediction=config.objective.prediction), process,
                                     (num,) + shape, num_steps)
         return x
 
@@ -93,7 +96,9 @@ def build_components(config) -> Components:
     # Initialised in one compiled program (same values as eager init, far fewer compiles).
     model = nnx.jit(lambda: build_model(
         family, data_shape=spec.shape, num_levels=spec.num_levels,
-        config=backbone_config(config.model), rngs=nnx.Rngs(config.seed)))()
+        config=backbone_config(config.model), rngs=nnx.Rngs(config.seed),
+        **({"patch_size": config.model.patch_size, "prediction": config.objective.prediction}
+           if family == "gaussian" else {})))()
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
     def apply_fn(p, *inputs):
@@ -114,4 +119,4 @@ def build_components(config) -> Components:
     return Components(train_batches=train_batches, eval_batches=eval_batches, params=params,
                       loss_fn=objective.loss, nll_fn=objective.nll, num_dims=objective.num_dims,
                       sample_fn=_sampler(family, graphdef, rest, spec, config),
-                      write_samples=_sample_writer(spec))
+                      write_samples=_sample_writer(spec), apply_fn=apply_fn, spec=spec)

@@ -12,8 +12,11 @@ Batches are dicts from `gen_jax.data`: {'image': uint8 (B, H, W, C) levels} or
              BOS-shifted input (`models.ar.ar_inputs`); loss = NLL in bits/dim.
   'gaussian' VDM continuous-time ELBO (Kingma et al. 2021) with the linear log-SNR schedule
              and a K-level categorical decoder (`core.likelihood.continuous_elbo`);
-             loss 'elbo' = ELBO in bits/dim, or 'eps_mse' = L_simple (Ho et al. 2020), mean
-             over dims; the eval NLL is the ELBO either way.
+             loss 'elbo' = ELBO in bits/dim, 'eps_mse' = L_simple (Ho et al. 2020; on this
+             linear log-SNR schedule the ELBO's weighting up to a constant) or 'v_mse'
+             (Salimans & Ho 2022; weight 1 + SNR on the x0 error, which keeps the low-SNR
+             end, where global structure is decided, from being ignored), mean over dims;
+             the eval NLL is the ELBO either way.
   'masked'   MD4 / MDLM continuous-time masked-diffusion ELBO (`core.masked.masked_elbo`),
              mask id = vocab size; loss = ELBO in bits/dim.
 """
@@ -23,7 +26,7 @@ from typing import Callable
 import jax.numpy as jnp
 
 from gen_jax.core.likelihood import ar_nll, continuous_elbo, levels_to_centers, nats_to_bits_per_dim
-from gen_jax.core.losses import eps_mse_loss
+from gen_jax.core.losses import eps_mse_loss, v_mse_loss
 from gen_jax.core.masked import MaskingSchedule, masked_elbo
 from gen_jax.core.param import Denoiser
 from gen_jax.core.schedules import LinearLogSNR
@@ -31,7 +34,7 @@ from gen_jax.core.sde import LogSNRSDE
 from gen_jax.models.ar import ar_inputs
 
 FAMILIES = ("ar", "gaussian", "masked")
-GAUSSIAN_LOSSES = ("elbo", "eps_mse")
+GAUSSIAN_LOSSES = ("elbo", "eps_mse", "v_mse")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +95,8 @@ def gaussian_objective(apply_fn, num_levels: int, num_dims: int, *, prediction: 
         if loss_type == "elbo":
             return nats_to_bits_per_dim(nll(params, batch, key), num_dims)
         x0 = levels_to_centers(batch["image"], num_levels)
+        if loss_type == "v_mse":
+            return v_mse_loss(key, model_fn(params), x0, process, prediction=prediction)
         return eps_mse_loss(key, model_fn(params), x0, process, prediction=prediction)
 
     return Objective(loss=loss, nll=nll, num_dims=num_dims)
@@ -112,7 +117,7 @@ def masked_objective(apply_fn, num_levels: int, num_dims: int, *,
     return Objective(loss=loss, nll=nll, num_dims=num_dims)
 
 
-def make_objective(family: str, apply_fn, spec, objective_config, prediction: str = "eps"):
+def make_objective(family: str, apply_fn, spec, objective_config):
     """The `Objective` of `family` for data described by `spec` (a `gen_jax.data.DataSpec`)
     and `objective_config` (the `config.objective` section)."""
     if family == "ar":
@@ -120,7 +125,7 @@ def make_objective(family: str, apply_fn, spec, objective_config, prediction: st
     if family == "gaussian":
         if spec.kind != "image":
             raise ValueError(f"the gaussian family needs image data, got {spec.kind!r} ({spec.name})")
-        return gaussian_objective(apply_fn, spec.num_levels, spec.num_dims, prediction=prediction,
+        return gaussian_objective(apply_fn, spec.num_levels, spec.num_dims, prediction=objective_config.prediction,
                                   loss_type=objective_config.gaussian_loss,
                                   logsnr_min=objective_config.logsnr_min,
                                   logsnr_max=objective_config.logsnr_max)

@@ -25,8 +25,11 @@ def image_grid(levels, num_levels: int) -> np.ndarray:
 
 
 def save_image_grid(levels, num_levels: int, path: str) -> str:
-    """Save `image_grid(levels, num_levels)` as a PNG (grayscale when C == 1); returns path."""
+    """Save `image_grid(levels, num_levels)` as a PNG (grayscale when C == 1), each image
+    upscaled to at least 32 pixels high; returns path."""
     grid = image_grid(levels, num_levels)
+    scale = max(1, 32 // np.asarray(levels).shape[1])  # small images: nearest-neighbour upscale
+    grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     if grid.shape[-1] == 1:
         plt.imsave(path, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)

@@ -1,0 +1,122 @@
+"""The comparison experiment end to end (tiny --smoke settings, in a subprocess as a user runs
+it), and its statistics and self-audit against hand-made cases."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments.comparison.likelihoods import Estimate
+from experiments.comparison.report import audit
+from gen_jax.eval import mean_and_se, paired_bound_check
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run_compare(workdir, *args):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-m", "experiments.compare", "--smoke",
+                           f"--workdir={workdir}", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(os.path.join(workdir, "results.json")) as f:
+        return json.load(f), proc
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("compare_digits"))
+    results, proc = _run_compare(workdir)
+    return workdir, results, proc
+
+
+def test_digits_run_reports_every_estimator(digits_run):
+    workdir, results, proc = digits_run
+    names = {(r["model"], r["name"]) for r in results["likelihoods"]}
+    assert ("ar", "exact NLL") in names
+    assert {m for m, _ in names} == {"ar", "gaussian", "masked"}
+    assert sum(n.startswith("PF-ODE") for _, n in names) == 2
+    for r in results["likelihoods"]:
+        assert math.isfinite(r["bits_per_dim"]) and r["se"] > 0, r
+    # Every likelihood is -log2 P per dim of 17-level data: positive, and nowhere near absurd.
+    assert all(0 < r["bits_per_dim"] < 20 for r in results["likelihoods"])
+    for name in ("results.md", "training_curves.png", "sampling.png", "samples_ar.png",
+                 "samples_gaussian.png", "samples_masked.png"):
+        assert os.path.getsize(os.path.join(workdir, name)) > 0, name
+    assert "| ar | exact NLL | exact |" in open(os.path.join(workdir, "results.md")).read()
+
+
+def test_digits_run_samples_every_sampler_with_quality(digits_run):
+    _, results, _ = digits_run
+    runs = results["sampling"]
+    samplers = {(r["model"], r["sampler"]) for r in runs}
+    assert {("gaussian", s) for s in ("DDPM", "DDIM", "DPM-Solver++(2M)", "adaptive ODE")} <= samplers
+    fixed = [r for r in runs if r["sampler"] in ("DDPM", "DDIM", "DPM-Solver++(2M)")]
+    assert sorted({r["nfe"] for r in fixed}) == [4.0, 8.0]
+    assert all(r["fd"] is not None and r["fd"] >= 0 and r["seconds_per_sample"] > 0 for r in runs)
+    assert results["real_data_floor"]["fd"] >= 0
+    assert results["audit"] and all({"check", "holds", "detail"} <= set(c) for c in results["audit"])
+
+
+def test_rerun_reuses_the_trained_models(digits_run, tmp_path):
+    workdir, results, _ = digits_run
+    again, _ = _run_compare(workdir)
+    ar = lambda res: next(r for r in res["likelihoods"] if r["name"] == "exact NLL")  # noqa: E731
+    assert ar(again)["bits_per_dim"] == pytest.approx(ar(results)["bits_per_dim"], abs=1e-6)
+
+
+def test_markov_numbers_are_above_the_true_entropy(tmp_path):
+    results, _ = _run_compare(str(tmp_path), "--dataset=markov")
+    entropy = results["dataset"]["entropy_bits_per_dim"]
+    assert entropy is not None and 0 < entropy < math.log2(8)
+    for r in results["likelihoods"]:  # an NLL or an upper bound can never beat the entropy
+        assert r["bits_per_dim"] >= entropy - 3 * r["se"], r
+        assert r["above_entropy"] == pytest.approx(r["bits_per_dim"] - entropy)
+    entropy_checks = [c for c in results["audit"] if "entropy" in c["check"]]
+    assert entropy_checks and all(c["holds"] for c in entropy_checks)
+
+
+def test_bad_arguments_are_named():
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-m", "experiments.compare", "--dataset=mnist"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "--data_dir" in proc.stderr
+
+
+def test_mean_and_se_closed_form():
+    x = np.array([1.0, 2.0, 3.0, 6.0])
+    mean, se = mean_and_se(x)
+    assert mean == 3.0
+    assert se == pytest.approx(math.sqrt(14.0 / 3.0) / 2.0)
+    with pytest.raises(ValueError, match="non-finite"):
+        mean_and_se([1.0, float("nan")])
+
+
+def test_paired_check_uses_the_paired_spread():
+    rng = np.random.default_rng(0)
+    shared = 5.0 * rng.normal(size=400)  # large spread common to both estimates
+    estimate = shared + 0.01 * rng.normal(size=400)
+    assert paired_bound_check(shared + 0.05, estimate)["holds"]
+    r = paired_bound_check(shared - 0.05, estimate)  # 0.05 below: invisible unpaired
+    assert not r["holds"] and r["z"] < -3
+
+
+def _estimate(name, model, values):
+    values = np.asarray(values, float)
+    return Estimate(name, model, "upper bound", values, np.arange(len(values)))
+
+
+def test_audit_flags_a_bound_below_the_ode_and_unconverged_solves():
+    rng = np.random.default_rng(1)
+    base = 3.0 + rng.normal(size=50) * 0.3
+    estimates = [_estimate("elbo", "gaussian", base), _estimate("ode", "gaussian", base + 1.0),
+                 _estimate("ode loose", "gaussian", base[:20] - 1.0)]
+    checks = {c["check"]: c for c in audit(estimates, 17, ode_name="ode", ode_check_name="ode loose")}
+    assert not checks["elbo >= ode"]["holds"] and "BELOW" in checks["elbo >= ode"]["detail"]
+    assert not checks["ode converged in the solver tolerance"]["holds"]
+    fine = [_estimate("elbo", "gaussian", base + 0.1), _estimate("ode", "gaussian", base),
+            _estimate("ode loose", "gaussian", base[:20] + 1e-4 * rng.normal(size=20))]
+    assert all(c["holds"] for c in audit(fine, 17, ode_name="ode", ode_check_name="ode loose"))
