@@ -206,7 +206,17 @@ def main(argv):
     os.makedirs(workdir, exist_ok=True)
     key = jax.random.PRNGKey(cfg.model_config.seed)
 
+    stage_seconds = {}
+    stage_start = time.perf_counter()
+
+    def stage_done(name):
+        nonlocal stage_start
+        stage_seconds[name] = time.perf_counter() - stage_start
+        stage_start = time.perf_counter()
+        print(f"[compare] {name} done in {stage_seconds[name]:.0f} s", flush=True)
+
     models = train_models(cfg, workdir)
+    stage_done("training")
     first = next(iter(models.values()))
     spec = first["components"].spec
     held_out = load_split(first["config"], first["config"].data.eval_split)
@@ -216,11 +226,14 @@ def main(argv):
     data = {k: v for k, v in held_out.get_batch(np.arange(len(held_out))).items() if k in fields}
 
     estimates = evaluate_likelihoods(cfg, models, data, indices, jax.random.fold_in(key, 1))
+    stage_done("likelihoods")
     runs = sample_models(cfg, models, workdir, jax.random.fold_in(key, 2))
+    stage_done("sampling")
     floor = None
     if spec.kind == "image":
         classifier, reference, floor = quality_reference(cfg, first["config"], jax.random.fold_in(key, 3))
         sampling.score_quality(runs, classifier, reference, spec.num_levels)
+        stage_done("sample quality")
 
     entropy = lik.entropy_bits_per_dim(spec)
     odes = [e.name for e in estimates if e.name.startswith("PF-ODE")]
@@ -245,6 +258,7 @@ def main(argv):
                   for r in runs],
         real_data_floor=floor,
         audit=checks,
+        stage_seconds=stage_seconds,
         config=cfg.to_dict(),
     )
     results["wall_seconds"] = time.perf_counter() - start

@@ -33,7 +33,7 @@ def _model_config(dataset: str) -> ml_collections.ConfigDict:
     c.checkpoint.every_steps = 1000
     c.checkpoint.keep = 1
     c.optimizer.warmup_steps = 50
-    c.train.steps = 600
+    c.train.steps = 500
     if dataset == "digits":
         # 17 levels: bins of width 2/17, so the VDM schedule need not go below sigma ~ 0.018
         # (logSNR 8, a sixth of a bin); 13.3 (VDM's value for 256 levels) wastes the model on
@@ -53,7 +53,7 @@ def _model_config(dataset: str) -> ml_collections.ConfigDict:
         c.eval.batch_size = 64
     else:  # markov: 8 symbols, sequences of 32
         c.data.options.num_examples = 4000
-        c.train.steps = 800
+        c.train.steps = 2000
     return c
 
 
@@ -66,7 +66,7 @@ def get_config(dataset: str = "digits") -> ml_collections.ConfigDict:
     c.model_config = _model_config(dataset)
 
     c.eval = ml_collections.ConfigDict()
-    c.eval.repeats = 8
+    c.eval.repeats = 4
     c.eval.max_examples = 0
     c.eval.batch_size = 120 if dataset == "digits" else 100
     c.eval.vlb_steps = 1000
@@ -81,5 +81,5 @@ def get_config(dataset: str = "digits") -> ml_collections.ConfigDict:
     c.sampling.nfe = (8, 16, 32)
     c.sampling.ode_tolerances = (1e-1, 1e-2)
     c.sampling.masked_steps = 64
-    c.classifier_steps = 300
+    c.classifier_steps = 200
     return c

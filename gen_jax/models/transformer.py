@@ -19,6 +19,8 @@ from flax import nnx
 
 from gen_jax.models.embeddings import LabelEmbedding, TimeEmbedding
 from gen_jax.models.positional import apply_rope
+
+POSITIONALS = ("rope", "learned", "rope+learned")
 from gen_jax.models.validation import check_label, check_time
 
 
@@ -27,7 +29,9 @@ class TransformerConfig:
     """Backbone hyper-parameters.
 
     mlp: 'gelu' (d -> mlp_ratio*d -> d) or 'swiglu' (hidden 2/3 * mlp_ratio * d, rounded up to
-    a multiple of 8, so the parameter count matches 'gelu'). positional: 'rope' or 'learned'.
+    a multiple of 8, so the parameter count matches 'gelu'). positional: 'rope' (relative, in attention), 'learned' (absolute table
+    added to the input) or 'rope+learned' (both: bidirectional denoisers need absolute positions
+    when their input is all noise or masks, and learn neighbour lookups much faster with RoPE).
     time_scale multiplies t before the Fourier features (1000 for t in [0, 1]; 1 for log-SNR).
     dtype is the compute dtype (e.g. jnp.bfloat16); parameters are kept in param_dtype.
     """
@@ -52,12 +56,12 @@ class TransformerConfig:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}")
-        if self.positional == "rope" and (self.d_model // self.num_heads) % 2:
+        if self.positional not in POSITIONALS:
+            raise ValueError(f"positional must be one of {POSITIONALS}, got {self.positional!r}")
+        if "rope" in self.positional and (self.d_model // self.num_heads) % 2:
             raise ValueError(f"RoPE needs an even head dim, got {self.d_model // self.num_heads}")
         if self.mlp not in ("gelu", "swiglu"):
             raise ValueError(f"mlp must be 'gelu' or 'swiglu', got {self.mlp!r}")
-        if self.positional not in ("rope", "learned"):
-            raise ValueError(f"positional must be 'rope' or 'learned', got {self.positional!r}")
         if self.mlp_ratio <= 0:
             raise ValueError(f"mlp_ratio must be positive, got {self.mlp_ratio}")
         if not 0.0 <= self.dropout < 1.0:
@@ -112,7 +116,7 @@ class SelfAttention(nnx.Module):
         q, k, v = jnp.split(self.qkv(x), 3, axis=-1)
         shape = (b, length, cfg.num_heads, cfg.head_dim)
         q, k, v = q.reshape(shape), k.reshape(shape), v.reshape(shape)
-        if cfg.positional == "rope":
+        if "rope" in cfg.positional:
             q, k = apply_rope(q, positions), apply_rope(k, positions)
         if cache is None:
             y = jax.nn.dot_product_attention(q, k, v, is_causal=cfg.causal)
@@ -192,9 +196,13 @@ class Transformer(nnx.Module):
     def __init__(self, config: TransformerConfig, *, rngs: nnx.Rngs):
         cfg = config
         self.config = cfg
-        if cfg.positional == "learned":
+        if "learned" in cfg.positional:
+            # With RoPE beside it the table starts at zero: the model starts as pure RoPE and
+            # learns only the absolute part it needs.
+            init = ({"embedding_init": nnx.initializers.zeros_init()}
+                    if "rope" in cfg.positional else {})
             self.position_embed = nnx.Embed(cfg.max_len, cfg.d_model, dtype=cfg.dtype,
-                                            param_dtype=cfg.param_dtype, rngs=rngs)
+                                            param_dtype=cfg.param_dtype, rngs=rngs, **init)
         if cfg.time_conditioning:
             self.time_embed = TimeEmbedding(cfg.d_model, time_scale=cfg.time_scale,
                                             dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
@@ -241,7 +249,7 @@ class Transformer(nnx.Module):
 
     def _run(self, h, cond, positions, caches):
         cfg = self.config
-        if cfg.positional == "learned":
+        if "learned" in cfg.positional:
             h = h + self.position_embed(positions)
         h = h.astype(cfg.dtype)
         new_caches = []

@@ -2,6 +2,7 @@
 experiments/configs/base.py): fails before any work with a ValueError naming the field."""
 import jax
 
+from gen_jax.models.transformer import POSITIONALS
 from gen_jax.train.objectives import FAMILIES, GAUSSIAN_LOSSES
 from gen_jax.train.sharding import PARAM_STRATEGIES
 
@@ -64,7 +65,7 @@ def validate_config(cfg, known_datasets=None) -> None:
                          f"config.model.num_heads ({cfg.model.num_heads})")
     _in_range(cfg, "model.mlp_ratio", 0, float("inf"), low_open=True, high_open=True)
     _positive_int(cfg, "model.patch_size")
-    _choice(cfg, "model.positional", ("rope", "learned"))
+    _choice(cfg, "model.positional", POSITIONALS)
     _choice(cfg, "objective.gaussian_loss", GAUSSIAN_LOSSES)
     _choice(cfg, "objective.prediction", ("eps", "v", "x0"))
     _choice(cfg, "objective.masked_schedule", ("linear", "cosine", "poly"))
