@@ -246,7 +246,8 @@ def main(argv):
         command="python -m experiments.compare " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         dataset=dict(name=cfg.dataset, description=description, split=first["config"].data.eval_split,
                      num_dims=spec.num_dims, num_levels=spec.num_levels,
-                     unit={"image": "bits/dim", "text": "bits/token"}[spec.kind],
+                     unit=("bits/dim" if spec.kind == "image" else
+                           "bits/char" if cfg.dataset == "text" else "bits/token"),
                      entropy_bits_per_dim=entropy),
         models=[dict(family=f, parameters=count_params_tree(m["params"]), steps=m["config"].train.steps,
                      train_seconds=m["seconds"],

@@ -96,11 +96,12 @@ def _fmt(x, digits=3):
 
 
 def markdown(results: dict) -> str:
+    unit = results["dataset"]["unit"]
     lines = [f"# Comparison on {results['dataset']['name']} ({results['dataset']['description']})",
              "", f"Command: `{results['command']}`  ", f"Wall time: {results['wall_seconds']:.0f} s",
-             "", "## Likelihoods on the held-out split (bits/dim, mean +- standard error)", ""]
+             "", f"## Likelihoods on the held-out split ({unit}, mean +- standard error)", ""]
     entropy = results["dataset"].get("entropy_bits_per_dim")
-    head = "| model | estimator | kind | bits/dim | SE | examples | NFE |"
+    head = f"| model | estimator | kind | {unit} | SE | examples | NFE |"
     if entropy is not None:
         head += " above entropy |"
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
@@ -111,8 +112,8 @@ def markdown(results: dict) -> str:
             row += f" {r['above_entropy']:+.4f} |"
         lines.append(row)
     if entropy is not None:
-        lines += ["", f"True entropy of the data: {entropy:.4f} bits/dim."]
-    lines += ["", "## Models", "", "| model | parameters | steps | train s | final train loss (bits/dim) |",
+        lines += ["", f"True entropy of the data: {entropy:.4f} {unit}."]
+    lines += ["", "## Models", "", f"| model | parameters | steps | train s | final train loss ({unit}) |",
               "|---|---|---|---|---|"]
     for m in results["models"]:
         lines.append(f"| {m['family']} | {m['parameters']:,} | {m['steps']} | {m['train_seconds']:.0f} | "

@@ -52,7 +52,7 @@ def _model_config(dataset: str) -> ml_collections.ConfigDict:
         c.train.steps, c.train.batch_size = 2000, 32
         c.eval.batch_size = 64
     else:  # markov: 8 symbols, sequences of 32
-        c.data.options.num_examples = 4000
+        c.data.options.num_examples = 20000  # per split; 2000 x 64 sequences: no repeats to overfit
         c.train.steps = 2000
     return c
 
@@ -67,7 +67,7 @@ def get_config(dataset: str = "digits") -> ml_collections.ConfigDict:
 
     c.eval = ml_collections.ConfigDict()
     c.eval.repeats = 4
-    c.eval.max_examples = 0
+    c.eval.max_examples = 4000 if dataset == "markov" else 0
     c.eval.batch_size = 120 if dataset == "digits" else 100
     c.eval.vlb_steps = 1000
     c.eval.ode_examples = 24
