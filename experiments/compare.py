@@ -26,8 +26,8 @@ from experiments.comparison import likelihoods as lik
 from experiments.comparison import report
 from experiments.comparison import sampling
 from experiments.configs.compare import DATASETS, get_config
+from gen_jax import data as data_lib
 from gen_jax.eval import train_classifier
-from gen_jax.models.factory import count_params
 from gen_jax.train import loop
 from gen_jax.train.config import validate_config
 from gen_jax.train.families import build_components, load_split
@@ -98,8 +98,11 @@ def train_models(cfg, workdir):
               f"{config.train.steps} steps)", flush=True)
         start = time.perf_counter()
         result = loop.run(config, os.path.join(workdir, family), components, validate=False)
+        process = (gaussian_process(config.objective.logsnr_min, config.objective.logsnr_max)
+                   if family == "gaussian" else None)
         models[family] = dict(config=config, components=components, result=result,
-                              params=result.state.ema_params, seconds=time.perf_counter() - start)
+                              params=result.state.ema_params, process=process,
+                              seconds=time.perf_counter() - start)
     return models
 
 
@@ -126,7 +129,7 @@ def evaluate_likelihoods(cfg, models, data, indices, key):
         if family == "ar":
             add("exact NLL", family, "exact", nll, indices, 1)
         elif family == "gaussian":
-            process = gaussian_process(m["config"].objective.logsnr_min, m["config"].objective.logsnr_max)
+            process = m["process"]
             prediction = m["config"].objective.prediction
             add("continuous-time ELBO (VDM)", family, "upper bound", nll, indices, e.repeats)
             add(f"{e.vlb_steps}-step ELBO (VDM)", family, "upper bound",
@@ -158,7 +161,7 @@ def sample_models(cfg, models, workdir, key):
     for family, m in models.items():
         c, spec = m["components"], m["components"].spec
         if family == "gaussian":
-            process = gaussian_process(m["config"].objective.logsnr_min, m["config"].objective.logsnr_max)
+            process = m["process"]
             runs += sampling.run_gaussian_samplers(c.apply_fn, m["params"], process,
                                                    m["config"].objective.prediction, spec, key, num,
                                                    cfg.sampling.nfe, cfg.sampling.ode_tolerances)
@@ -184,7 +187,7 @@ def quality_reference(cfg, config, key):
     spec = train.spec
     tr = train.get_batch(np.arange(len(train)))
     te = test.get_batch(np.arange(len(test)))
-    to_x = lambda k: sampling.data_lib.to_centers(k, spec.num_levels)  # noqa: E731
+    to_x = lambda k: data_lib.to_centers(k, spec.num_levels)  # noqa: E731
     classifier = train_classifier(key, to_x(tr["image"]), tr["label"], int(tr["label"].max()) + 1,
                                   steps=cfg.classifier_steps)
     accuracy = classifier.accuracy(to_x(te["image"]), te["label"])

@@ -18,11 +18,15 @@ def rngs(seed):
     return nnx.Rngs(jax.random.key(seed, impl="rbg"))
 
 
-@pytest.fixture(scope="module", params=["rope", "learned"])
+@pytest.fixture(scope="module", params=["rope", "learned", "rope+learned"])
 def model(request):
     cfg = TransformerConfig(num_layers=2, num_heads=2, d_model=32, max_len=24,
                             positional=request.param, mlp="swiglu" if request.param == "rope" else "gelu")
-    return ARTransformer(cfg, VOCAB, rngs=rngs(0))
+    model = ARTransformer(cfg, VOCAB, rngs=rngs(0))
+    if request.param == "rope+learned":  # the table starts at zero: fill it so both paths count
+        table = model.backbone.position_embed.embedding
+        table[...] = jax.random.normal(jax.random.key(1), table[...].shape)
+    return model
 
 
 def full_logits(model, tokens):

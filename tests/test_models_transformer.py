@@ -93,6 +93,18 @@ def test_masked_without_time_ignores_t(tokens):
     np.testing.assert_array_equal(fn(tokens, jnp.full((2,), 0.1)), fn(tokens, None))
 
 
+def test_rope_plus_learned_starts_as_pure_rope():
+    """The learned table beside RoPE is zero at init; alone it is not."""
+    both = MaskedTransformer(dataclasses.replace(CFG, causal=False, positional="rope+learned"),
+                             VOCAB, rngs=rngs(3))
+    learned = MaskedTransformer(dataclasses.replace(CFG, causal=False, positional="learned"),
+                                VOCAB, rngs=rngs(3))
+    assert not np.any(np.asarray(both.backbone.position_embed.embedding[...]))
+    assert np.std(np.asarray(learned.backbone.position_embed.embedding[...])) > 0.1
+    with pytest.raises(ValueError, match="positional"):
+        dataclasses.replace(CFG, positional="alibi")
+
+
 def test_ar_inputs_shift():
     x = jnp.array([[3, 1, 4], [1, 5, 9]])
     np.testing.assert_array_equal(ar_inputs(x, 11), [[11, 3, 1], [11, 1, 5]])

@@ -39,8 +39,9 @@ def get_base_config(family: str, dataset: str) -> ml_collections.ConfigDict:
     c.model.num_heads = 4
     c.model.mlp_ratio = 4.0
     # RoPE and a learned absolute table. RoPE alone: a bidirectional model whose input is pure
-    # noise or all masks cannot tell where a token is (attention sees only relative offsets), so
-    # it cannot learn the position-dependent mean image at low SNR. Learned alone: a masked
+    # noise or all masks sees only relative offsets (absolute position leaks in only through
+    # the sequence edges), and on digits it failed to learn the position-dependent mean image
+    # at low SNR. Learned alone: a masked
     # model learns to look up its neighbours far more slowly (stuck at the uniform model for
     # hundreds of steps on the Markov data, where neighbours are all the signal).
     c.model.positional = "rope+learned"

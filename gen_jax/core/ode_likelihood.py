@@ -135,7 +135,7 @@ def pf_ode_nll(
 
 
 def pf_ode_bits_per_dim(key, sde, score_fn, k_int, num_levels: int, *,
-                        dequantization: str = "uniform", **ode_kwargs):
+                        dequantization: str = "uniform", t_min: float = 1e-5, **ode_kwargs):
     """Upper bound on -log2 P(k) / D of the PF-ODE model for K-level data k (B, ...).
 
     dequantization='uniform' (Song et al. 2021, App. D.2; Theis et al. 2016): y = 2(k + u)/K - 1
@@ -152,8 +152,8 @@ def pf_ode_bits_per_dim(key, sde, score_fn, k_int, num_levels: int, *,
       tight when std(t_min) is small against the bin width 2/K.
     One dequantization draw and one probe per example: the estimate is random.
 
-    Returns (bits_per_dim (B,), nfe (B,)). ``ode_kwargs`` go to ``pf_ode_nll`` (t_min there is
-    also the dequantization time of 'forward').
+    Returns (bits_per_dim (B,), nfe (B,)). t_min: where the ODE starts (and the dequantization
+    time of 'forward'); ``ode_kwargs`` go to ``pf_ode_nll``.
     """
     # Imported here because likelihood.py re-exports this module.
     from gen_jax.core.likelihood import dequantized_bits_per_dim, levels_to_centers, uniform_dequantize
@@ -166,10 +166,9 @@ def pf_ode_bits_per_dim(key, sde, score_fn, k_int, num_levels: int, *,
     num_dims = math.prod(k_int.shape[1:])
     if dequantization == "uniform":
         y = uniform_dequantize(dequant_key, k_int, num_levels)
-        nll, nfe = pf_ode_nll(probe_key, sde, score_fn, y, **ode_kwargs)
+        nll, nfe = pf_ode_nll(probe_key, sde, score_fn, y, t_min=t_min, **ode_kwargs)
         return dequantized_bits_per_dim(nll, num_dims, num_levels), nfe
 
-    t_min = ode_kwargs.get("t_min", 1e-5)
     batch = k_int.shape[0]
     t = jnp.full((batch,), t_min, jnp.float32)
     x = levels_to_centers(k_int, num_levels)
@@ -177,7 +176,7 @@ def pf_ode_bits_per_dim(key, sde, score_fn, k_int, num_levels: int, *,
     std = std.reshape((batch,) + (1,) * (x.ndim - 1))
     noise = jax.random.normal(dequant_key, x.shape, x.dtype)
     z = mean + std * noise
-    nll, nfe = pf_ode_nll(probe_key, sde, score_fn, z, **ode_kwargs)
+    nll, nfe = pf_ode_nll(probe_key, sde, score_fn, z, t_min=t_min, **ode_kwargs)
     log_q = jnp.sum((-0.5 * noise**2 - jnp.log(std) - 0.5 * math.log(2 * math.pi)).reshape(batch, -1), -1)
     centres = levels_to_centers(jnp.arange(num_levels), num_levels)
     level_means, _ = sde.marginal_prob(jnp.broadcast_to(centres, (batch, num_levels)), t)  # (B, K)

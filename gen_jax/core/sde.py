@@ -97,10 +97,14 @@ class _Process:
         return ReverseProcess(self, score_fn, bool(probability_flow))
 
 
+@dataclasses.dataclass(frozen=True)
 class _VPFamily(_Process):
     """Linear beta(t) = b0 + t (b1 - b0); log m(t) = -t^2 (b1 - b0)/4 - t b0/2."""
+    beta_min: float = _static(0.1)
+    beta_max: float = _static(20.0)
+    N: int = _static(1000)
 
-    def _validate(self):
+    def __post_init__(self):
         for name in ("beta_min", "beta_max"):
             object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "N", int(self.N))
@@ -125,12 +129,6 @@ class VPSDE(_VPFamily):
     alpha = m(t), sigma = sqrt(1 - m^2) (via expm1). ``discretize`` is DDPM's chain with
     beta_i = b0/N + i (b1 - b0)/(N (N - 1)).
     """
-    beta_min: float = _static(0.1)
-    beta_max: float = _static(20.0)
-    N: int = _static(1000)
-
-    def __post_init__(self):
-        self._validate()
 
     def sde(self, x, t):
         t = batch_time(t, x)
@@ -171,12 +169,6 @@ class SubVPSDE(_VPFamily):
 
     alpha = m(t), sigma = 1 - m(t)^2. ``discretize`` is Euler-Maruyama with dt = 1/N.
     """
-    beta_min: float = _static(0.1)
-    beta_max: float = _static(20.0)
-    N: int = _static(1000)
-
-    def __post_init__(self):
-        self._validate()
 
     def sde(self, x, t):
         t = batch_time(t, x)
