@@ -12,6 +12,7 @@ vocabulary is V. Class-conditional AR models use the backbone's label embedding 
 import jax.numpy as jnp
 from flax import nnx
 
+from gen_jax.models.matmul import Linear
 from gen_jax.models.transformer import Transformer, TransformerConfig
 from gen_jax.models.validation import check_token_shape
 
@@ -41,8 +42,8 @@ class ARTransformer(nnx.Module):
         self.token_embed = nnx.Embed(vocab_size + 1, config.d_model, dtype=config.dtype,
                                      param_dtype=config.param_dtype, rngs=rngs)
         self.backbone = Transformer(config, rngs=rngs)
-        self.head = nnx.Linear(config.d_model, vocab_size, dtype=config.dtype,
-                               param_dtype=config.param_dtype, rngs=rngs)
+        self.head = Linear(config.d_model, vocab_size, dtype=config.dtype,
+                           param_dtype=config.param_dtype, rngs=rngs)
 
     def __call__(self, tokens, label=None):
         """tokens (B, L) int in {0..V} -> logits (B, L, V) float32; logits[:, i] predict token i+1."""

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from gen_jax.models.matmul import Linear
+
 
 def sinusoidal_features(s, dim, max_period=10000.0):
     """Fourier features (B, dim) float32 of scalars s (B,): [cos(s w_i), sin(s w_i)].
@@ -36,10 +38,10 @@ class TimeEmbedding(nnx.Module):
                  dtype=jnp.float32, param_dtype=jnp.float32, rngs):
         self.time_scale = time_scale
         self.frequency_dim = frequency_dim
-        self.dense_in = nnx.Linear(frequency_dim, features, dtype=dtype, param_dtype=param_dtype,
-                                   rngs=rngs)
-        self.dense_out = nnx.Linear(features, features, dtype=dtype, param_dtype=param_dtype,
-                                    rngs=rngs)
+        self.dense_in = Linear(frequency_dim, features, dtype=dtype, param_dtype=param_dtype,
+                               rngs=rngs)
+        self.dense_out = Linear(features, features, dtype=dtype, param_dtype=param_dtype,
+                                rngs=rngs)
 
     def __call__(self, t):
         feats = sinusoidal_features(self.time_scale * t, self.frequency_dim)

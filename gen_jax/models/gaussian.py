@@ -11,6 +11,7 @@ by a zero-initialised linear head (the model predicts 0 at initialisation).
 import jax.numpy as jnp
 from flax import nnx
 
+from gen_jax.models.matmul import Linear
 from gen_jax.models.transformer import Transformer, TransformerConfig
 
 PREDICTIONS = ("eps", "v", "x0", "score")
@@ -73,11 +74,11 @@ class DiffusionTransformer(nnx.Module):
         self.patch_size = patch_size
         self.prediction = prediction
         patch_dim = patch_size * patch_size * c
-        self.patch_embed = nnx.Linear(patch_dim, config.d_model, dtype=config.dtype,
-                                      param_dtype=config.param_dtype, rngs=rngs)
+        self.patch_embed = Linear(patch_dim, config.d_model, dtype=config.dtype,
+                                  param_dtype=config.param_dtype, rngs=rngs)
         self.backbone = Transformer(config, rngs=rngs)
-        self.head = nnx.Linear(config.d_model, patch_dim, dtype=config.dtype,
-                               param_dtype=config.param_dtype,
+        self.head = Linear(config.d_model, patch_dim, dtype=config.dtype,
+                           param_dtype=config.param_dtype,
                                kernel_init=nnx.initializers.zeros_init(), rngs=rngs)
 
     def __call__(self, x, t, label=None):

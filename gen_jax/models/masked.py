@@ -9,6 +9,7 @@ given t is ignored, so losses and samplers can always pass it.
 import jax.numpy as jnp
 from flax import nnx
 
+from gen_jax.models.matmul import Linear
 from gen_jax.models.transformer import Transformer, TransformerConfig
 from gen_jax.models.validation import check_token_shape
 
@@ -29,8 +30,8 @@ class MaskedTransformer(nnx.Module):
         self.token_embed = nnx.Embed(vocab_size + 1, config.d_model, dtype=config.dtype,
                                      param_dtype=config.param_dtype, rngs=rngs)
         self.backbone = Transformer(config, rngs=rngs)
-        self.head = nnx.Linear(config.d_model, vocab_size, dtype=config.dtype,
-                               param_dtype=config.param_dtype, rngs=rngs)
+        self.head = Linear(config.d_model, vocab_size, dtype=config.dtype,
+                           param_dtype=config.param_dtype, rngs=rngs)
 
     def __call__(self, tokens, t=None, label=None):
         """tokens (B, L) int (mask_id = vocab_size), t (B,)/scalar/None -> logits (B, L, V) f32."""

@@ -1,11 +1,13 @@
 """The one transformer backbone shared by the AR, Gaussian-diffusion and masked models.
 
 Maps embeddings (B, L, d_model) -> features (B, L, d_model). Pre-norm blocks (attention, then
-MLP), attention through `jax.nn.dot_product_attention`, causal or bidirectional, RoPE or learned
-absolute positions. With `time_conditioning` and/or `num_classes` the blocks are conditioned
-adaLN-zero style (DiT, Peebles & Xie 2023): a conditioning vector c (B, d_model) — embedded time
-plus embedded label — produces a per-block shift, scale and gate for each sublayer, from a
-zero-initialised linear layer, so every block starts as the identity.
+MLP), attention through `gen_jax.models.attention` (cached decoding through
+`jax.nn.dot_product_attention`), causal or bidirectional, RoPE or learned absolute positions.
+Linear layers are `gen_jax.models.matmul.Linear` (nnx.Linear with CPU-friendly gradients).
+With `time_conditioning` and/or `num_classes` the blocks are conditioned adaLN-zero style (DiT,
+Peebles & Xie 2023): a conditioning vector c (B, d_model) — embedded time plus embedded label —
+produces a per-block shift, scale and gate for each sublayer, from a zero-initialised linear
+layer, so every block starts as the identity.
 
 KV-cached decoding (causal models only): `init_cache` returns an explicit cache pytree (one
 `KVCache` per layer) and `decode` consumes and returns it; nothing is stored on the module.
@@ -17,11 +19,13 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from gen_jax.models.matmul import Linear
+from gen_jax.models.attention import attention
 from gen_jax.models.embeddings import LabelEmbedding, TimeEmbedding
 from gen_jax.models.positional import apply_rope
+from gen_jax.models.validation import check_label, check_time
 
 POSITIONALS = ("rope", "learned", "rope+learned")
-from gen_jax.models.validation import check_label, check_time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,8 +91,8 @@ class KVCache(NamedTuple):
 
 def _dense(cfg, n_in, n_out, rngs, zero=False, use_bias=True):
     init = dict(kernel_init=nnx.initializers.zeros_init()) if zero else {}
-    return nnx.Linear(n_in, n_out, use_bias=use_bias, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
-                      rngs=rngs, **init)
+    return Linear(n_in, n_out, use_bias=use_bias, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
+                  rngs=rngs, **init)
 
 
 def _norm(cfg, affine, rngs):
@@ -119,7 +123,7 @@ class SelfAttention(nnx.Module):
         if "rope" in cfg.positional:
             q, k = apply_rope(q, positions), apply_rope(k, positions)
         if cache is None:
-            y = jax.nn.dot_product_attention(q, k, v, is_causal=cfg.causal)
+            y = attention(q, k, v, causal=cfg.causal)
         else:
             write = jax.vmap(lambda buf, new, start: jax.lax.dynamic_update_slice(
                 buf, new.astype(buf.dtype), (start, 0, 0)))
