@@ -17,8 +17,10 @@ notes): (1) autodiff's weight gradients x^T g left the fast GEMM path (fixed by
 gen_jax.models.matmul); (2) a batched GEMM of small matrices (attention's 32 x (128x64x128))
 runs on one thread: 0.69 ms on 1 core and 0.70 ms on 2, where torch goes from 0.80 to 0.38 ms
 (gen_jax.models.attention splits the batch into chunks that XLA runs concurrently, which
-recovers part of it); (3) per core, the rest of the step is ~10% slower than torch with 1
-thread each. This shared machine is noisy: per-round ratios vary by +-15%.
+recovers part of it); (3) the rest of the backward pass is ~10% slower than torch's: its
+weight gradients need explicit transposes (x^T or g^T) into which XLA fuses their elementwise
+producers (a LayerNorm is recomputed while copying), where oneDNN takes transposed operands.
+This shared machine is noisy: per-round ratios vary by +-15%.
 
 Differences kept on purpose: nanoGPT ties the output head to the token table and has no head
 bias; gen_jax's head is untied with a bias and its token table has a BOS row. Parameter counts

@@ -9,9 +9,11 @@ the largest avoidable cost (benchmarks/train_step.py): every weight gradient x^T
 key and value gradients of attention, dS^T q and P^T dO.
 
 `matmul` computes a @ b exactly as `jnp.matmul`, but its JVP is written so that its
-*transpose* (what reverse mode evaluates) materialises the smaller of a^T (K, M) and g^T
-(N, M) behind `lax.optimization_barrier`: every GEMM of the backward pass is then in the
-(M, K) x (K, N) or (M, K) x (N, K) form. Forward mode (jax.jvp, used by the PF-ODE trace) and
+*transpose* (what reverse mode evaluates) contracts against an explicit transpose of the
+smaller of a (a^T, (K, M)) and g (g^T, (N, M)), held behind `lax.optimization_barrier` so that
+XLA does not fold it back into the GEMM: every GEMM of the backward pass is then in the
+(M, K) x (K, N) or (M, K) x (N, K) form. (XLA:CPU drops the barrier before fusion, so a
+transpose may still recompute its elementwise producer, e.g. a LayerNorm, while copying.) Forward mode (jax.jvp, used by the PF-ODE trace) and
 higher derivatives work as for `jnp.matmul`, and values are identical. On other platforms
 (`lax.platform_dependent`) the plain product is used: GPU and TPU GEMMs take transposed
 operands natively.
