@@ -94,7 +94,7 @@ TORCH_SIDE = textwrap.dedent("""
     for _ in range(warmup):
         step()
     print(sum(p.numel() for p in model.parameters()), flush=True)
-    for line in sys.stdin:  # one round of `steps` timed steps per line
+    for _ in sys.stdin:  # one round of `steps` timed steps per line
         time.sleep(0.5)  # let the other side's threads go idle
         times = []
         for _ in range(steps):

@@ -5,17 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
-from flax import nnx
 
 from gen_jax.models import ARTransformer, TransformerConfig, functional, generate
+from model_init import rngs
 
 VOCAB = 8
 FIXED_LOGITS = np.array([2.0, 1.5, 1.0, 0.5, 0.0, -0.5, -1.0, -3.0], np.float32)
-
-
-def rngs(seed):
-    """Init RNGs on the rbg PRNG: same init code, much cheaper to compile on CPU than threefry."""
-    return nnx.Rngs(jax.random.key(seed, impl="rbg"))
 
 
 @pytest.fixture(scope="module", params=["rope", "learned", "rope+learned"])

@@ -5,10 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 from gen_jax.models import (DiffusionTransformer, TransformerConfig, UNet, functional, patchify,
                             unpatchify)
+from model_init import perturbed, rngs
 
 CFG = TransformerConfig(num_layers=2, num_heads=2, d_model=32, max_len=64, causal=False,
                         time_conditioning=True, num_classes=3, positional="learned")
@@ -17,25 +17,10 @@ UNET_KW = dict(base_channels=8, channel_mults=(1, 1), attention_levels=(1,), num
                num_classes=3)
 
 
-def rngs(seed):
-    """Init RNGs on the rbg PRNG: same init code, much cheaper to compile on CPU than threefry."""
-    return nnx.Rngs(jax.random.key(seed, impl="rbg"))
-
-
-@jax.jit
-def _perturb(params, key, scale=0.2):
-    """Add a deterministic, non-constant pattern (no RNG: threefry per leaf compiles slowly)."""
-    leaves, treedef = jax.tree.flatten(params)
-    phase = jax.random.uniform(key)
-    leaves = [x + scale * jnp.sin(jnp.arange(x.size, dtype=x.dtype).reshape(x.shape) * 0.7
-                                  + i + phase) for i, x in enumerate(leaves)]
-    return jax.tree.unflatten(treedef, leaves)
-
-
 def jitted_randomized(model, key):
     """Jitted forward of `model` with all parameters perturbed (undoes the zero inits)."""
     apply_fn, params = functional(model)
-    params = _perturb(params, key)
+    params = perturbed(params, key)
     return jax.jit(lambda *inputs, **kw: apply_fn(params, *inputs, **kw))
 
 

@@ -11,30 +11,16 @@ from flax import nnx
 from gen_jax.models import (ARTransformer, MaskedTransformer, TransformerConfig, ar_inputs,
                             build_model, check_tokens, count_params, functional)
 from gen_jax.models.positional import apply_rope
+from model_init import perturbed, rngs
 
 VOCAB, LENGTH = 11, 10
 CFG = TransformerConfig(num_layers=2, num_heads=2, d_model=32, max_len=16)
 
 
-def rngs(seed):
-    """Init RNGs on the rbg PRNG: same init code, much cheaper to compile on CPU than threefry."""
-    return nnx.Rngs(jax.random.key(seed, impl="rbg"))
-
-
-@jax.jit
-def _perturb(params, key, scale=0.2):
-    """Add a deterministic, non-constant pattern (no RNG: threefry per leaf compiles slowly)."""
-    leaves, treedef = jax.tree.flatten(params)
-    phase = jax.random.uniform(key)
-    leaves = [x + scale * jnp.sin(jnp.arange(x.size, dtype=x.dtype).reshape(x.shape) * 0.7
-                                  + i + phase) for i, x in enumerate(leaves)]
-    return jax.tree.unflatten(treedef, leaves)
-
-
 def randomized(model, key):
     """Copy of `model` with every parameter perturbed (undoes zero inits such as adaLN-zero)."""
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    return nnx.merge(graphdef, _perturb(params, key), rest)
+    return nnx.merge(graphdef, perturbed(params, key), rest)
 
 
 def jitted(model):

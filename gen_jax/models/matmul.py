@@ -5,18 +5,18 @@ For y = a b with a (M, K), b (K, N), reverse mode needs a^T g, a contraction ove
 contracted on its trailing axis, so autodiff's a^T g went to a slower fallback GEMM, after a
 transposing copy of g that was fused with g's elementwise producers (e.g. the GELU backward)
 and ran several times slower than a plain copy. In a transformer train step on CPU that was
-the largest avoidable cost (benchmarks/train_step.py): every weight gradient x^T g, and the
-key and value gradients of attention, dS^T q and P^T dO.
+the largest avoidable cost (benchmarks/train_step.py): every weight gradient x^T g.
 
 `matmul` computes a @ b exactly as `jnp.matmul`, but its JVP is written so that its
 *transpose* (what reverse mode evaluates) contracts against an explicit transpose of the
-smaller of a (a^T, (K, M)) and g (g^T, (N, M)), held behind `lax.optimization_barrier` so that
-XLA does not fold it back into the GEMM: every GEMM of the backward pass is then in the
-(M, K) x (K, N) or (M, K) x (N, K) form. (XLA:CPU drops the barrier before fusion, so a
-transpose may still recompute its elementwise producer, e.g. a LayerNorm, while copying.) Forward mode (jax.jvp, used by the PF-ODE trace) and
-higher derivatives work as for `jnp.matmul`, and values are identical. On other platforms
-(`lax.platform_dependent`) the plain product is used: GPU and TPU GEMMs take transposed
-operands natively.
+smaller of a (a^T, (K, M)) and g (g^T, (N, M)), held behind `lax.optimization_barrier` so
+that XLA does not fold it back into the GEMM: every GEMM of the backward pass is then in the
+(M, K) x (K, N) or (M, K) x (N, K) form. XLA:CPU drops the barrier before fusion, so a
+transpose may still recompute its elementwise producer (e.g. a LayerNorm) while copying.
+Forward mode (jax.jvp, used by the PF-ODE trace) and higher derivatives work as for
+`jnp.matmul`, and values are identical. Batched products (equal leading axes) are handled
+the same way. On other platforms (`lax.platform_dependent`) the plain product is used: GPU
+and TPU GEMMs take transposed operands natively.
 """
 import jax
 import jax.numpy as jnp
@@ -100,7 +100,7 @@ def linear_dot_general(lhs, rhs, dimension_numbers, precision=None,
     """
     (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
     plain = (tuple(lhs_contract) != (lhs.ndim - 1,) or tuple(rhs_contract) != (0,)
-             or lhs_batch or rhs_batch or rhs.ndim != 2 or lhs.ndim < 1 or precision is not None
+             or lhs_batch or rhs_batch or rhs.ndim != 2 or precision is not None
              or preferred_element_type is not None or out_sharding is not None)
     if plain:
         return lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,

@@ -19,9 +19,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from gen_jax.models.matmul import Linear
 from gen_jax.models.attention import attention
 from gen_jax.models.embeddings import LabelEmbedding, TimeEmbedding
+from gen_jax.models.matmul import Linear
 from gen_jax.models.positional import apply_rope
 from gen_jax.models.validation import check_label, check_time
 
