@@ -18,7 +18,7 @@ import time
 import jax
 
 from experiments.configs.base import get_base_config
-from gen_jax.train import families, loop
+from gen_jax.train import build, loop
 from gen_jax.train import sharding as sharding_lib
 from gen_jax.train.optimizer import make_optimizer
 from gen_jax.train.state import create_train_state
@@ -81,7 +81,7 @@ def main():
           f"log_every={args.log_every} checkpoint_every={args.checkpoint_every} rounds={args.rounds}")
     for family in ("ar", "gaussian"):
         config = bench_config(family, args)
-        comps = families.build_components(config)
+        comps = build.build_components(config)
         bare, full = [], []
         for _ in range(args.rounds):  # alternate, so load drift on a shared machine hits both
             bare += bare_rates(config, comps, args)

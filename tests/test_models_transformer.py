@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from gen_jax.families import build_model
 from gen_jax.models import (ARTransformer, MaskedTransformer, TransformerConfig, ar_inputs,
-                            build_model, check_tokens, count_params, functional)
+                            check_tokens, count_params, functional)
 from gen_jax.models.positional import apply_rope
 from model_init import perturbed, rngs
 
@@ -172,7 +173,7 @@ def test_bad_inputs(ar_model, tokens):
     with pytest.raises(ValueError, match="mlp"):
         TransformerConfig(mlp="relu")
     with pytest.raises(ValueError, match="family"):
-        build_model("flow", data_shape=(4,), num_levels=3, rngs=rngs(0))
+        build_model("no_such_family", data_shape=(4,), num_levels=3, rngs=rngs(0))
     with pytest.raises(ValueError, match="num_levels"):
         build_model("ar", data_shape=(4,), rngs=rngs(0))
     m = MaskedTransformer(dataclasses.replace(CFG, causal=False, time_conditioning=True), VOCAB,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from experiments.configs.base import get_base_config
-from gen_jax.train import families
+from gen_jax.train import build as families
 from gen_jax.train.config import validate_config
 from gen_jax.train.loop import train
 from gen_jax.train.metrics import read_metrics
@@ -112,7 +112,7 @@ def test_eval_and_samples_written(ar_straight):
 def test_config_errors_name_the_field():
     cases = [("family", "flow"), ("data.name", "nope"), ("train.steps", 0),
              ("train.batch_size", -8), ("optimizer.learning_rate", 0.0),
-             ("optimizer.ema_decay", 1.0), ("objective.gaussian_loss", "l1")]
+             ("optimizer.ema_decay", 1.0), ("gaussian.loss", "l1")]
     for field, value in cases:
         c = small_config("ar")
         section, name = field.split(".") if "." in field else (None, field)

@@ -3,21 +3,25 @@ dataset)` and change only what differs, so the AR, Gaussian and masked models of
 share `config.model` (width, depth, heads, MLP ratio) and are matched in size by construction.
 
 Fields (all overridable: `--config.train.steps=200`):
-  family: 'ar' | 'gaussian' | 'masked'.   seed: run seed (init, data order, step keys).
+  family: a registered family ('ar' | 'gaussian' | 'masked' | ...).   seed: run seed (init,
+    data order, step keys).
   data: name, data_dir / tfds_dir (offline files or a tfds directory), splits, options (passed
     to `gen_jax.data.load`, e.g. seq_len for text).
-  model: transformer size shared by the three families (no dropout: the pure train step is
+  model: transformer size shared by every family (no dropout: the pure train step is
     deterministic given the step key); patch_size: pixels per token side, gaussian only.
-  objective: gaussian_loss 'elbo' (VDM continuous ELBO) | 'eps_mse' | 'v_mse'; prediction of the
-    gaussian network 'eps' | 'v' | 'x0' (the same bound either way); logsnr range of the
-    VDM schedule (Kingma et al. 2021); masked_schedule of the MD4 masking process.
+  <family>: one section per registered family (`Family.default_config()`, each field commented
+    in its module in gen_jax/families/): its objective (run-defining), and `eval` / `sample`
+    sub-sections with its estimators' and samplers' settings (free to change on resume).
   optimizer: AdamW + warmup / cosine, global-norm clipping, EMA decay.
   train: steps, batch_size (global).   mesh: devices and parameter sharding.
   distributed: jax.distributed.initialize() for multi-host runs.
   checkpoint / logging / eval / sample: cadences in steps; eval.every_steps=0 evaluates only at
-    the end, sample.every_steps=0 never samples (otherwise also at the end).
+    the end, sample.every_steps=0 never samples (otherwise also at the end). eval.repeats and
+    eval.max_examples are for `experiments.evaluate` / `compare` (every estimator).
 """
 import ml_collections
+
+from gen_jax import families
 
 
 def get_base_config(family: str, dataset: str) -> ml_collections.ConfigDict:
@@ -47,12 +51,8 @@ def get_base_config(family: str, dataset: str) -> ml_collections.ConfigDict:
     c.model.positional = "rope+learned"
     c.model.patch_size = 1  # gaussian family only: p x p pixel patches per token (DiT)
 
-    c.objective = ml_collections.ConfigDict()
-    c.objective.gaussian_loss = "elbo"
-    c.objective.prediction = "eps"
-    c.objective.logsnr_min = -5.0
-    c.objective.logsnr_max = 13.3
-    c.objective.masked_schedule = "linear"
+    for name in families.names():  # each family's own section, e.g. c.gaussian.prediction
+        c[name] = families.get(name).default_config()
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.learning_rate = 1e-3
@@ -92,6 +92,8 @@ def get_base_config(family: str, dataset: str) -> ml_collections.ConfigDict:
     c.eval.batch_size = 256
     c.eval.max_batches = 0
     c.eval.use_ema = True
+    c.eval.repeats = 4  # draws of each stochastic estimator per example (experiments.evaluate)
+    c.eval.max_examples = 0  # held-out examples of experiments.evaluate (0: the whole split)
 
     c.sample = ml_collections.ConfigDict()
     c.sample.every_steps = 1000

@@ -16,8 +16,9 @@ class Components:
     nll_fn(params, batch, key) -> (B,) nats, an (upper bound on) -log P(x) for eval.
     num_dims: dimensions per example (bits/dim = nats / (num_dims ln 2)).
     sample_fn(params, key, num) -> samples; write_samples(samples, path_stem) -> file written.
-    apply_fn(params, *inputs) -> the model's output (its pure view), for evaluations beyond
-      nll_fn (other bounds, samplers); spec: the data's `gen_jax.data.DataSpec`.
+    view: the model's `gen_jax.families.ModelView` (pure apply / rebuild), for evaluations
+      beyond nll_fn (the family's other estimators and samplers); spec: the data's
+      `gen_jax.data.DataSpec`.
     """
     train_batches: Callable[[int, int, int], Iterable[dict]]
     eval_batches: Optional[Callable[[], Iterable[dict]]]
@@ -27,5 +28,5 @@ class Components:
     num_dims: int
     sample_fn: Optional[Callable] = None
     write_samples: Optional[Callable] = None
-    apply_fn: Optional[Callable] = None
+    view: Any = None
     spec: Any = None

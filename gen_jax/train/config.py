@@ -2,15 +2,16 @@
 experiments/configs/base.py): fails before any work with a ValueError naming the field."""
 import jax
 
+from gen_jax import families
 from gen_jax.models.transformer import POSITIONALS
-from gen_jax.train.objectives import FAMILIES, GAUSSIAN_LOSSES
 from gen_jax.train.sharding import PARAM_STRATEGIES
 
 
-# Sections / fields that define the trajectory of a run: a resumed run must match them exactly.
-# The others (logging, eval, sampling, checkpoint cadence, paths) may change between restarts.
-RUN_DEFINING = ("family", "seed", "data.name", "data.options", "model", "objective",
-                "optimizer", "train")
+# Sections / fields that define the trajectory of a run: a resumed run must match them exactly,
+# and so must the active family's section `config.<family>` except its `eval` and `sample`
+# sub-sections. The others (logging, eval, sampling, checkpoint cadence, paths) may change.
+RUN_DEFINING = ("family", "seed", "data.name", "data.options", "model", "optimizer", "train")
+FAMILY_NOT_RUN_DEFINING = ("eval", "sample")
 
 
 def _get(cfg, dotted):
@@ -52,7 +53,7 @@ def _choice(cfg, name, choices):
 def validate_config(cfg, known_datasets=None) -> None:
     """Check every field the training loop reads. `known_datasets` defaults to the data layer's
     registered names. Raises ValueError naming the first bad field."""
-    _choice(cfg, "family", FAMILIES)
+    _choice(cfg, "family", families.names())
     _positive_int(cfg, "seed", allow_zero=True)
     if known_datasets is None:
         from gen_jax.data import KNOWN_DATASETS
@@ -66,11 +67,10 @@ def validate_config(cfg, known_datasets=None) -> None:
     _in_range(cfg, "model.mlp_ratio", 0, float("inf"), low_open=True, high_open=True)
     _positive_int(cfg, "model.patch_size")
     _choice(cfg, "model.positional", POSITIONALS)
-    _choice(cfg, "objective.gaussian_loss", GAUSSIAN_LOSSES)
-    _choice(cfg, "objective.prediction", ("eps", "v", "x0"))
-    _choice(cfg, "objective.masked_schedule", ("linear", "cosine", "poly"))
-    if _get(cfg, "objective.logsnr_max") <= _get(cfg, "objective.logsnr_min"):
-        raise ValueError("config.objective.logsnr_max must exceed config.objective.logsnr_min")
+    families.get(cfg.family).section(cfg)  # the active family's section must exist
+    for name in families.names():  # every family section the config carries
+        if name in cfg:
+            families.get(name).validate(cfg)
     steps = _positive_int(cfg, "train.steps")
     batch = _positive_int(cfg, "train.batch_size")
     _in_range(cfg, "optimizer.learning_rate", 0.0, float("inf"), low_open=True, high_open=True)
@@ -103,6 +103,8 @@ def validate_config(cfg, known_datasets=None) -> None:
         raise ValueError(f"config.eval.batch_size ({eval_batch}) must be divisible by the number "
                          f"of devices ({num_devices})")
     _positive_int(cfg, "eval.max_batches", allow_zero=True)
+    _positive_int(cfg, "eval.repeats")
+    _positive_int(cfg, "eval.max_examples", allow_zero=True)
     _positive_int(cfg, "sample.every_steps", allow_zero=True)
     _positive_int(cfg, "sample.num_samples")
     _positive_int(cfg, "sample.num_steps")
@@ -123,8 +125,13 @@ def check_resume_compatible(saved: dict, current: dict) -> None:
     """Raise ValueError naming the first run-defining field that differs between the config a
     checkpoint was written with and the current one (both plain dicts)."""
     saved_flat, current_flat = _flatten(saved), _flatten(current)
+    family = current.get("family")
+    defining = RUN_DEFINING + (family,)
+    free = tuple(f"{family}.{sub}" for sub in FAMILY_NOT_RUN_DEFINING)
     for name in sorted(set(saved_flat) | set(current_flat)):
-        if not any(name == p or name.startswith(p + ".") for p in RUN_DEFINING):
+        if not any(name == p or name.startswith(p + ".") for p in defining):
+            continue
+        if any(name == p or name.startswith(p + ".") for p in free):
             continue
         old, new = saved_flat.get(name, "<missing>"), current_flat.get(name, "<missing>")
         if old != new:

@@ -1,4 +1,4 @@
-"""The training loop: `train(config, workdir)` for the three families, built on `run(...)`,
+"""The training loop: `train(config, workdir)` for any registered family, built on `run(...)`,
 which trains any model given as `Components` (data + pure functions, see components.py).
 
 Per step: the host batch at data position `step` (a pure function of (seed, step), so a resumed
@@ -22,7 +22,7 @@ from gen_jax.train import sharding as sharding_lib
 from gen_jax.train.checkpoint import Checkpointer
 from gen_jax.train.components import Components
 from gen_jax.train.config import check_resume_compatible, validate_config
-from gen_jax.train.families import build_components
+from gen_jax.train.build import build_components
 from gen_jax.train.metrics import MetricsWriter
 from gen_jax.train.optimizer import learning_rate_schedule, make_optimizer
 from gen_jax.train.state import TrainState, create_train_state
@@ -168,7 +168,7 @@ def run(config, workdir: str, components: Components, *, stop_after: Optional[in
 
 
 def train(config, workdir: str, *, stop_after: Optional[int] = None) -> TrainResult:
-    """Validate `config`, build its data / model / objective (`families.build_components`) and
+    """Validate `config`, build its data / model / objective (`build.build_components`) and
     run the loop in `workdir` (resuming if it holds checkpoints). Returns the final state and
     the train / eval records; the eval records hold bits/dim on `config.data.eval_split`."""
     sharding_lib.maybe_initialize_distributed(  # must precede every other JAX call

@@ -1,7 +1,7 @@
 """Pure, sharded train and eval steps for any per-example loss.
 
-`loss_fn(params, batch, key) -> (B,)` is the per-example objective (the families' objectives
-live in `objectives.py`); the step minimizes its batch mean. The batch is sharded over the
+`loss_fn(params, batch, key) -> (B,)` is the per-example objective (each family's `loss`,
+`gen_jax.families`); the step minimizes its batch mean. The batch is sharded over the
 mesh's 'data' axis and the state placed by `param_shardings`, so the same jitted function runs
 on 1 device, N devices or many hosts with the same result up to float reduction order.
 """

@@ -1,0 +1,234 @@
+"""The Gaussian-diffusion family: a VP process with VDM's linear log-SNR schedule (Kingma et al.
+2021), alpha^2 = sigmoid(logSNR(t)), logSNR linear from `logsnr_max` at t=0 to `logsnr_min` at
+t=1, over K-level images at bin centres; a DiT (or U-Net) predicting eps, v or x0.
+
+Estimators, all of -log2 P(discrete x) / D:
+  continuous-time ELBO (VDM)   `core.likelihood.continuous_elbo`: the reverse SDE's bound, with a
+                               K-level categorical decoder and the prior KL at t=1
+  T-step ELBO (VDM)            `discrete_time_elbo`: the bound of the T-step chain
+  discrete-time VLB (Ho)       `vlb_one_t` on the N-step DDPM chain of the same process, with a
+                               discretized-Gaussian decoder
+  PF-ODE NLL (Song et al.)     `pf_ode_bits_per_dim`: the ODE flow's own likelihood, dequantized
+                               by the forward process at t_min (a bound for any t_min), adaptive
+                               Dopri5, Hutchinson trace; again at 10x the tolerance with the same
+                               probes as a convergence check
+Training: loss 'elbo' (the continuous ELBO in bits/dim), 'eps_mse' (L_simple; on this schedule the
+ELBO's weighting up to a constant) or 'v_mse' (Salimans & Ho 2022). Samplers: DDPM, DDIM,
+DPM-Solver++(2M) at each NFE of `sample.nfe` and the adaptive PF-ODE at each tolerance; outputs are
+rounded to the nearest of the K levels.
+"""
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from gen_jax.core.likelihood import (continuous_elbo, discrete_time_elbo, levels_to_centers,
+                                     nats_to_bits_per_dim, vlb_one_t)
+from gen_jax.core.losses import eps_mse_loss, v_mse_loss
+from gen_jax.core.ode_likelihood import pf_ode_bits_per_dim
+from gen_jax.core.param import Denoiser
+from gen_jax.core.results import LikelihoodResult, SampleResult
+from gen_jax.core.samplers import (ddim_sample, ddpm_sample, dpm_solver_pp_sample,
+                                   ode_sample_adaptive)
+from gen_jax.core.schedules import LinearLogSNR, discretize_process
+from gen_jax.core.sde import LogSNRSDE
+from gen_jax.families.base import (UPPER_BOUND, Estimator, Family, Sampler, choice, positive_float,
+                                   positive_int)
+from gen_jax.families.registry import register
+from gen_jax.models.gaussian import DiffusionTransformer
+from gen_jax.models.unet import UNet
+
+LOSSES = ("elbo", "eps_mse", "v_mse")
+PREDICTIONS = ("eps", "v", "x0")
+BACKBONES = ("transformer", "unet")
+PROBES = ("rademacher", "gaussian")
+
+
+def process_of(section) -> LogSNRSDE:
+    """The family's VP process from its config section (VDM's fixed linear log-SNR)."""
+    return LogSNRSDE(LinearLogSNR(logsnr_max=section.logsnr_max, logsnr_min=section.logsnr_min))
+
+
+def _levels(x, num_levels):
+    """Continuous samples in [-1, 1] -> int32 level of the nearest bin centre (jit-able)."""
+    k = jnp.floor((x + 1.0) * num_levels / 2.0)
+    return jnp.clip(k, 0, num_levels - 1).astype(jnp.int32)
+
+
+class GaussianDiffusionFamily(Family):
+    name = "gaussian"
+    data_kinds = ("image",)
+
+    def default_config(self):
+        c = ml_collections.ConfigDict()
+        c.loss = "elbo"  # 'elbo' | 'eps_mse' | 'v_mse' (the eval NLL is the ELBO either way)
+        c.prediction = "eps"  # what the network predicts: 'eps' | 'v' | 'x0' (same bound)
+        c.logsnr_min = -5.0  # log-SNR at t=1 (VDM's gamma_max = 5)
+        c.logsnr_max = 13.3  # log-SNR at t=0 (VDM's value for 256 levels)
+        c.backbone = "transformer"  # 'transformer' (DiT, sized by config.model) | 'unet'
+        c.unet_channels = 32  # base channels of the U-Net backbone
+        c.eval = ml_collections.ConfigDict()
+        c.eval.vlb_steps = 1000  # N of Ho et al.'s discrete VLB and T of VDM's T-step ELBO
+        c.eval.ode_examples = 24  # held-out examples of the PF-ODE NLL (costly)
+        c.eval.ode_tolerance = 1e-4  # rtol = atol of the adaptive solve
+        c.eval.ode_check_examples = 12  # re-solved at 10x the tolerance: converged?
+        c.eval.ode_t_min = 1e-5  # where the ODE starts (and the dequantization time)
+        c.eval.ode_probe = "rademacher"  # Hutchinson probe: 'rademacher' | 'gaussian'
+        c.sample = ml_collections.ConfigDict()
+        c.sample.nfe = (8, 16, 32)  # steps of DDPM, DDIM and DPM-Solver++ in the sweep
+        c.sample.ode_tolerances = (1e-1, 1e-2)  # rtol = atol of the adaptive ODE sampler
+        return c
+
+    def validate(self, config):
+        s = self.section(config)
+        choice(s, "gaussian", "loss", LOSSES)
+        choice(s, "gaussian", "prediction", PREDICTIONS)
+        choice(s, "gaussian", "backbone", BACKBONES)
+        positive_int(s, "gaussian", "unet_channels")
+        if not s.logsnr_max > s.logsnr_min:
+            raise ValueError(f"config.gaussian.logsnr_max ({s.logsnr_max}) must exceed "
+                             f"config.gaussian.logsnr_min ({s.logsnr_min})")
+        for field in ("vlb_steps", "ode_examples", "ode_check_examples"):
+            positive_int(s.eval, "gaussian.eval", field)
+        positive_float(s.eval, "gaussian.eval", "ode_tolerance")
+        if not 0.0 < s.eval.ode_t_min < 1.0:
+            raise ValueError(f"config.gaussian.eval.ode_t_min must be in (0, 1), got {s.eval.ode_t_min!r}")
+        choice(s.eval, "gaussian.eval", "ode_probe", PROBES)
+        for n in s.sample.nfe:
+            if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+                raise ValueError(f"config.gaussian.sample.nfe must hold integers >= 2, got {n!r}")
+        for tol in s.sample.ode_tolerances:
+            if not isinstance(tol, (int, float)) or not tol > 0:
+                raise ValueError(f"config.gaussian.sample.ode_tolerances must be > 0, got {tol!r}")
+
+    def smoke(self, config):
+        s = self.section(config)
+        s.eval.vlb_steps, s.eval.ode_examples, s.eval.ode_check_examples = 100, 24, 12
+        s.eval.ode_tolerance = 1e-3
+        s.sample.nfe, s.sample.ode_tolerances = (4, 8), (1e-1,)
+
+    def model_options(self, config):
+        s = self.section(config)
+        return dict(patch_size=config.model.patch_size, prediction=s.prediction,
+                    backbone_kind=s.backbone, unet_channels=s.unet_channels)
+
+    def model(self, backbone, data_shape, num_levels=None, *, rngs, patch_size=1,
+              prediction="eps", backbone_kind="transformer", unet_channels=32):
+        data_shape = tuple(data_shape)
+        if len(data_shape) != 3:
+            raise ValueError(f"family 'gaussian' needs data_shape (H, W, C), got {data_shape}")
+        if backbone_kind == "unet":
+            return UNet(data_shape, base_channels=unet_channels, prediction=prediction, rngs=rngs)
+        h, w, _ = data_shape
+        length = (h // patch_size) * (w // patch_size)
+        backbone = dataclasses.replace(backbone, causal=False, time_conditioning=True,
+                                       max_len=max(backbone.max_len, length))
+        return DiffusionTransformer(backbone, data_shape, patch_size=patch_size,
+                                    prediction=prediction, rngs=rngs)
+
+    def _denoiser(self, view, section, params):
+        return Denoiser(process_of(section), fn=lambda x, t: view.apply(params, x, t),
+                        prediction=section.prediction)
+
+    def loss(self, view, spec, config):
+        s = self.section(config)
+        process = process_of(s)
+        elbo = self._elbo(view, spec, s)
+        if s.loss == "elbo":
+            return lambda p, b, k: nats_to_bits_per_dim(elbo(p, b, k).nll, spec.num_dims)
+        mse = v_mse_loss if s.loss == "v_mse" else eps_mse_loss
+
+        def loss(params, batch, key):
+            x0 = levels_to_centers(batch["image"], spec.num_levels)
+            return mse(key, lambda x, t: view.apply(params, x, t), x0, process,
+                       prediction=s.prediction)
+        return loss
+
+    def _elbo(self, view, spec, s):
+        def elbo(params, batch, key):
+            total, terms = continuous_elbo(key, self._denoiser(view, s, params), process_of(s),
+                                           batch["image"].astype(jnp.int32), spec.num_levels)
+            return LikelihoodResult(total, terms)
+        return elbo
+
+    def estimators(self, view, spec, config):
+        s = self.section(config)
+        e = s.eval
+        process = process_of(s)
+        K = spec.num_levels
+
+        def discrete_elbo(params, batch, key):
+            total, terms = discrete_time_elbo(key, self._denoiser(view, s, params), process,
+                                              batch["image"].astype(jnp.int32), K, e.vlb_steps)
+            return LikelihoodResult(total, terms)
+
+        chain = discretize_process(process, e.vlb_steps)
+
+        def vlb(params, batch, key):
+            total, terms = vlb_one_t(key, self._denoiser(view, s, params), chain,
+                                     batch["image"].astype(jnp.int32), K)
+            return LikelihoodResult(total, terms)
+
+        def pf_ode(tolerance):
+            def fn(params, batch, key):
+                bits, nfe = pf_ode_bits_per_dim(
+                    key, process, self._denoiser(view, s, params).score,
+                    batch["image"].astype(jnp.int32), K, divergence="hutchinson",
+                    probe=e.ode_probe, rtol=tolerance, atol=tolerance, t_min=e.ode_t_min,
+                    dequantization="forward")
+                return LikelihoodResult(bits * spec.num_dims * jnp.log(2.0), dict(nfe=nfe))
+            return fn
+
+        ode_name = f"PF-ODE NLL (rtol=atol={e.ode_tolerance:g})"
+        return [
+            Estimator("continuous-time ELBO (VDM)", UPPER_BOUND, self._elbo(view, spec, s)),
+            Estimator(f"{e.vlb_steps}-step ELBO (VDM)", UPPER_BOUND, discrete_elbo),
+            Estimator(f"discrete-time VLB (Ho et al., N={e.vlb_steps})", UPPER_BOUND, vlb),
+            Estimator(ode_name, UPPER_BOUND, pf_ode(e.ode_tolerance), stochastic=False,
+                      max_examples=e.ode_examples),
+            Estimator(f"PF-ODE NLL (rtol=atol={10 * e.ode_tolerance:g})", UPPER_BOUND,
+                      pf_ode(10 * e.ode_tolerance), stochastic=False,
+                      max_examples=e.ode_check_examples, convergence_check_of=ode_name),
+        ]
+
+    def _sampler(self, view, spec, s, name, setting):
+        """`Sampler` for one of DDPM / DDIM / DPM-Solver++(2M) at NFE `setting`, or the
+        adaptive ODE at tolerance `setting`, started from the same noise for every sampler."""
+        process = process_of(s)
+        K, shape = spec.num_levels, tuple(spec.shape)
+
+        @functools.partial(jax.jit, static_argnums=2)
+        def sample(params, key, num):
+            denoiser = self._denoiser(view, s, params)
+            full = (num,) + shape
+            if name == "DDPM":
+                x, nfe = ddpm_sample(key, denoiser, discretize_process(process, setting), full,
+                                     clip_x0=1.0)
+            elif name == "DDIM":
+                x, nfe = ddim_sample(key, denoiser, discretize_process(process, 1000), full,
+                                     setting, eta=0.0, clip_x0=1.0)
+            elif name == "DPM-Solver++(2M)":
+                x, nfe = dpm_solver_pp_sample(key, denoiser, process, full, setting)
+            else:
+                x, nfe = ode_sample_adaptive(key, process, denoiser.score, full, rtol=setting,
+                                             atol=setting)
+            return SampleResult(_levels(x, K), nfe)
+
+        label = f"rtol=atol={setting:g}" if name == "adaptive ODE" else f"{setting} steps"
+        return Sampler(name, label, sample)
+
+    def samplers(self, view, spec, config):
+        s = self.section(config)
+        runs = [self._sampler(view, spec, s, name, n) for name in ("DDPM", "DDIM", "DPM-Solver++(2M)")
+                for n in s.sample.nfe]
+        return runs + [self._sampler(view, spec, s, "adaptive ODE", tol)
+                       for tol in s.sample.ode_tolerances]
+
+    def default_sampler(self, view, spec, config):
+        return self._sampler(view, spec, self.section(config), "DPM-Solver++(2M)",
+                             config.sample.num_steps)
+
+
+register(GaussianDiffusionFamily())
