@@ -25,9 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax.core.likelihood import discrete_time_elbo, nats_to_bits_per_dim, vlb_one_t
+from gen_jax.core.likelihood import discrete_time_elbo, vlb_one_t
 from gen_jax.core.masked import MaskingSchedule, masked_elbo
 from gen_jax.core.ode_likelihood import pf_ode_bits_per_dim
+from gen_jax.core.units import nats_to_bits_per_dim
 from gen_jax.core.param import Denoiser
 from gen_jax.core.schedules import discretize_process
 from gen_jax.train.objectives import batch_tokens
@@ -109,11 +110,11 @@ def pf_ode(apply_fn, process, prediction: str, num_levels: int, *, tolerance: fl
     (`dequantization` as in `pf_ode_bits_per_dim`)."""
 
     def fn(params, batch, key):
-        bits, nfe = pf_ode_bits_per_dim(
+        result = pf_ode_bits_per_dim(
             key, process, _denoiser(apply_fn, params, process, prediction).score,
             batch["image"].astype(jnp.int32), num_levels, divergence="hutchinson", probe=probe,
             rtol=tolerance, atol=tolerance, t_min=t_min, dequantization=dequantization)
-        return {"bpd": bits, "nfe": nfe}
+        return {"bpd": result.terms["bits_per_dim"], "nfe": result.terms["nfe"]}
 
     return fn
 
@@ -127,7 +128,7 @@ def masked_discrete_elbo(apply_fn, schedule_kind: str, num_levels: int, num_dims
         logits_fn = lambda x_t, t: apply_fn(params, x_t, t)  # noqa: E731
         out = masked_elbo(key, logits_fn, batch_tokens(batch), schedule, num_levels,
                           num_steps=num_steps)
-        return {"bpd": nats_to_bits_per_dim(out["nll"], num_dims)}
+        return {"bpd": nats_to_bits_per_dim(out.nll, num_dims)}
 
     return fn
 

@@ -25,7 +25,8 @@ from typing import Callable
 
 import jax.numpy as jnp
 
-from gen_jax.core.likelihood import ar_nll, continuous_elbo, levels_to_centers, nats_to_bits_per_dim
+from gen_jax.core.likelihood import ar_nll, continuous_elbo
+from gen_jax.core.units import levels_to_centers, nats_to_bits_per_dim
 from gen_jax.core.losses import eps_mse_loss, v_mse_loss
 from gen_jax.core.masked import MaskingSchedule, masked_elbo
 from gen_jax.core.param import Denoiser
@@ -109,7 +110,7 @@ def masked_objective(apply_fn, num_levels: int, num_dims: int, *,
 
     def nll(params, batch, key):
         logits_fn = lambda x_t, t: apply_fn(params, x_t, t)  # noqa: E731
-        return masked_elbo(key, logits_fn, batch_tokens(batch), masking, num_levels)["nll"]
+        return masked_elbo(key, logits_fn, batch_tokens(batch), masking, num_levels).nll
 
     def loss(params, batch, key):
         return nats_to_bits_per_dim(nll(params, batch, key), num_dims)
