@@ -266,6 +266,7 @@ def test_traced_times_pass_unchecked():
     (lambda: VPSDE(beta_min=-0.1), "beta_min"),
     (lambda: VPSDE(beta_min=5.0, beta_max=1.0), "beta_min"),
     (lambda: SubVPSDE(N=1), "N"),
+    (lambda: VPSDE(N=1000.0), "N"),
     (lambda: VESDE(sigma_min=60.0), "sigma_min"),
     (lambda: LogSNRSDE(LinearLogSNR(), N=0), "N"),
     (lambda: VPSDE().alpha_sigma(1.5), r"\[0, 1\]"),

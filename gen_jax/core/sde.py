@@ -25,6 +25,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from gen_jax.core.checks import check_int
 from gen_jax.core.schedules import LogSNRSchedule
 from gen_jax.core.timeshape import batch_time, check_time, expand_like  # noqa: F401 (re-export for samplers)
 
@@ -41,9 +42,7 @@ def _static(default):
 
 
 def _check_num_discretization_steps(process):
-    object.__setattr__(process, "N", int(process.N))
-    if process.N < 2:
-        raise ValueError(f"N (number of discretization steps) must be >= 2, got {process.N}")
+    object.__setattr__(process, "N", check_int(process.N, "N (number of discretization steps)", 2))
 
 
 class Process(abc.ABC):
