@@ -1,4 +1,4 @@
-"""In-graph PF-ODE NLL (diffrax, gen_jax.core.likelihood.pf_ode_nll) vs the score_sde approach
+"""In-graph PF-ODE NLL (diffrax, gen_jax.core.ode_likelihood.pf_ode_nll) vs the score_sde approach
 (host-side scipy.integrate.solve_ivp RK45 calling a jitted augmented drift on flattened numpy
 state), on the same model, data, probes and tolerances.
 
@@ -20,9 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from gen_jax.core.likelihood import (continuous_elbo, dequantized_bits_per_dim, nats_to_bits_per_dim,
-                                     pf_ode_nll, uniform_dequantize)
-from gen_jax.core.param import wrap_model
+from gen_jax.core.likelihood import continuous_elbo
+from gen_jax.core.ode_likelihood import pf_ode_nll
+from gen_jax.core.param import Denoiser
+from gen_jax.core.units import dequantized_bits_per_dim, nats_to_bits_per_dim, uniform_dequantize
 from gen_jax.core.sde import VPSDE, probability_flow_drift
 
 NUM_LEVELS = 256
@@ -105,9 +106,11 @@ def main():
     probes = jax.random.rademacher(probe_key, y.shape, dtype=jnp.float32)  # as pf_ode_nll draws them
 
     def in_graph_solver(joint_solve):
-        return jax.jit(lambda key, data: pf_ode_nll(key, sde, score, data, t_min=T_MIN, rtol=TOL, atol=TOL,
-                                                    divergence="hutchinson", probe="rademacher",
-                                                    joint_solve=joint_solve))
+        def solve(key, data):
+            result = pf_ode_nll(key, sde, score, data, t_min=T_MIN, rtol=TOL, atol=TOL,
+                                divergence="hutchinson", probe="rademacher", joint_solve=joint_solve)
+            return result.nll, result.terms["nfe"]
+        return jax.jit(solve)
 
     in_graph, in_graph_joint = in_graph_solver(False), in_graph_solver(True)
     to_bpd = lambda nll: dequantized_bits_per_dim(jnp.asarray(nll), args.dim, NUM_LEVELS)
@@ -130,7 +133,7 @@ def main():
     # Standard errors of the batch-mean bits/dim: Hutchinson over probes, ELBO over t samples.
     probe_means = [float(np.mean(to_bpd(in_graph(jax.random.PRNGKey(100 + i), y)[0])))
                    for i in range(args.se_draws)]
-    denoiser = wrap_model(score, "score", sde)
+    denoiser = Denoiser(sde, fn=score, prediction="score")
     elbo = jax.jit(lambda key, k: continuous_elbo(key, denoiser, sde, k, NUM_LEVELS, t_min=args.elbo_t_min)[0])
     elbo_means = [float(np.mean(nats_to_bits_per_dim(elbo(jax.random.PRNGKey(200 + i), k_int), args.dim)))
                   for i in range(args.se_draws)]

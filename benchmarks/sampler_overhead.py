@@ -79,7 +79,7 @@ def main():
     params = init_mlp(jax.random.PRNGKey(0))
     eps_fn = lambda x, t: mlp(params, x, t)
     vp = VPSDE()
-    score_fn = param.wrap_model(eps_fn, "eps", vp).score
+    score_fn = param.Denoiser(vp, fn=eps_fn, prediction="eps").score
     # The same MLP as an EDM denoiser D(x, sigma) = x - sigma eps(x / sqrt(1 + sigma^2), c(sigma)).
     edm_fn = lambda x, sigma: x - sigma[:, None] * eps_fn(x / jnp.sqrt(1.0 + sigma[:, None] ** 2),
                                                          0.25 * jnp.log(sigma))
@@ -96,7 +96,7 @@ def main():
         "dpm_solver_pp (2M)": lambda k: S.dpm_solver_pp_sample(k, eps_fn, vp, shape, n, prediction="eps"),
         "edm_heun (EDM-form D)": lambda k: S.edm_heun_sample(k, edm_fn, shape, n),
         "edm_heun (VP adapter)": lambda k: S.edm_heun_sample(
-            k, S.edm_denoiser(param.wrap_model(eps_fn, "eps", vp).x0, vp), shape, n,
+            k, S.edm_denoiser(param.Denoiser(vp, fn=eps_fn, prediction="eps").x0, vp), shape, n,
             sigma_max=80.0),
         "ode adaptive (dopri5, 1e-3)": lambda k: S.ode_sample_adaptive(
             k, vp, score_fn, shape, rtol=1e-3, atol=1e-3),

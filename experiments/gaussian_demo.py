@@ -25,7 +25,7 @@ DIM, NUM_SAMPLES = 16, 4000
 
 def build_samplers(data):
     vp, ve = VPSDE(), VESDE()
-    eps_vp = param.wrap_model(lambda x, t: data.eps(vp, x, t), "eps", vp)
+    eps_vp = param.Denoiser(vp, fn=lambda x, t: data.eps(vp, x, t), prediction="eps")
     score_vp, score_ve = eps_vp.score, (lambda x, t: data.score(ve, x, t))
     schedule = discretize_process(vp, 1000)
     shape = (NUM_SAMPLES, DIM)

@@ -20,8 +20,9 @@ import pytest
 from scipy.stats import norm
 
 from gen_jax.core import learned_schedule
-from gen_jax.core.likelihood import (continuous_elbo, discrete_time_elbo, levels_to_centers,
-                                     vdm_reconstruction_nll, vlb_one_t, vlb_terms_full)
+from gen_jax.core.likelihood import (continuous_elbo, discrete_time_elbo, vdm_reconstruction_nll, vlb_one_t,
+                                     vlb_terms_full)
+from gen_jax.core.units import levels_to_centers
 from gen_jax.core.schedules import LinearLogSNR, discretize_process
 from gen_jax.core.sde import VPSDE
 

@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.core.likelihood import pf_ode_bits_per_dim, pf_ode_nll
+from gen_jax.core.ode_likelihood import pf_ode_bits_per_dim, pf_ode_nll
+from gen_jax.core.schedules import LinearLogSNR
 from gen_jax.core.sde import VESDE, VPSDE, SubVPSDE
 
 D = 4
@@ -90,7 +91,9 @@ def _exact_solver(name):
 def test_exact_trace_matches_closed_form(name):
     process, prior_std = PROCESSES[name]
     x = data_samples(8, seed=1)
-    nll, nfe = _exact_solver(name)(jax.random.PRNGKey(0), x)
+    nll, terms = _exact_solver(name)(jax.random.PRNGKey(0), x)
+    nfe = terms["nfe"]
+    assert np.all(np.asarray(terms["solver_ok"]))
     ode_ref, data_ref = reference_nll(process, x, prior_std)
     to_bpd = 1.0 / (D * math.log(2))
     np.testing.assert_array_less(np.abs(np.asarray(nll) - ode_ref) * to_bpd, 2e-3)
@@ -113,7 +116,7 @@ def test_hutchinson_is_unbiased(vp_hutchinson, probe):
     errors of the closed form and the spread is real (a non-diagonal Jacobian)."""
     process, fns = vp_hutchinson
     x = jnp.repeat(data_samples(1, seed=2), 256, axis=0)
-    nll, _ = fns[probe](jax.random.PRNGKey(3), x)
+    nll = fns[probe](jax.random.PRNGKey(3), x).nll
     nll = np.asarray(nll, np.float64)
     ode_ref = reference_nll(process, x[:1], 1.0)[0][0]
     se = nll.std(ddof=1) / math.sqrt(nll.size)
@@ -127,8 +130,8 @@ def test_examples_do_not_interact():
     exact = _exact_solver("vp")
     x = data_samples(8, seed=4)
     others = x.at[1:].multiply(1e-3)
-    a, nfe_a = exact(jax.random.PRNGKey(0), x)
-    b, nfe_b = exact(jax.random.PRNGKey(0), others)
+    (a, terms_a), (b, terms_b) = exact(jax.random.PRNGKey(0), x), exact(jax.random.PRNGKey(0), others)
+    nfe_a, nfe_b = terms_a["nfe"], terms_b["nfe"]
     assert int(nfe_b[1:].max()) < int(nfe_a[1:].min())
     assert int(nfe_a[0]) == int(nfe_b[0])
     np.testing.assert_allclose(float(b[0]), float(a[0]), rtol=1e-6)
@@ -139,8 +142,9 @@ def test_joint_solve_matches_closed_form():
     density: the divergence of the block-diagonal Jacobian never mixes examples."""
     process = VPSDE()
     x = data_samples(8, seed=1)
-    nll, nfe = jax.jit(lambda k, y: pf_ode_nll(k, process, rotated_gaussian_score(process), y, joint_solve=True))(
+    nll, terms = jax.jit(lambda k, y: pf_ode_nll(k, process, rotated_gaussian_score(process), y, joint_solve=True))(
         jax.random.PRNGKey(0), x)
+    nfe = terms["nfe"]
     ode_ref, _ = reference_nll(process, x, 1.0)
     np.testing.assert_array_less(np.abs(np.asarray(nll) - ode_ref) / (D * math.log(2)), 2e-3)
     assert len(set(np.asarray(nfe).tolist())) == 1
@@ -158,7 +162,7 @@ def test_nfe_counts_drift_evaluations():
 
     solve = jax.jit(lambda k, y: pf_ode_nll(k, process, counting_score, y, divergence="hutchinson",
                                             rtol=1e-3, atol=1e-3))
-    _, nfe = jax.block_until_ready(solve(jax.random.PRNGKey(0), data_samples(1, seed=7)))
+    nfe = jax.block_until_ready(solve(jax.random.PRNGKey(0), data_samples(1, seed=7))).terms["nfe"]
     jax.effects_barrier()
     assert int(nfe[0]) == calls[0]
 
@@ -176,8 +180,10 @@ def test_dequantized_bits_per_dim_bounds_discrete_probability():
         return -x / (alpha[:, None] ** 2 * std**2 + sigma[:, None] ** 2)
 
     k = jnp.asarray(np.random.default_rng(8).integers(24, 40, size=(64, 2)), jnp.int32)
-    bpd, _ = jax.jit(lambda key, kk: pf_ode_bits_per_dim(key, process, score, kk, num_levels))(
+    result = jax.jit(lambda key, kk: pf_ode_bits_per_dim(key, process, score, kk, num_levels))(
         jax.random.PRNGKey(9), k)
+    bpd = result.terms["bits_per_dim"]
+    np.testing.assert_allclose(np.asarray(result.nll) / (2 * math.log(2)), np.asarray(bpd), rtol=1e-6)
     lo = 2.0 * np.asarray(k, np.float64) / num_levels - 1.0
     p_bin = norm.cdf(lo + 2.0 / num_levels, scale=std) - norm.cdf(lo, scale=std)
     exact = -np.sum(np.log2(p_bin), axis=-1) / 2
@@ -203,9 +209,9 @@ def test_forward_dequantized_bound_is_tight_for_the_exact_discrete_model():
     score = jax.grad(lambda x, t: jnp.sum(log_density(x, t)))
     rng = np.random.default_rng(3)
     k = jnp.asarray(rng.choice(num_levels, size=(48, 2), p=np.exp(np.asarray(log_pi))), jnp.int32)
-    bpd, _ = jax.jit(lambda key, kk: pf_ode_bits_per_dim(
+    bpd = jax.jit(lambda key, kk: pf_ode_bits_per_dim(
         key, process, score, kk, num_levels, dequantization="forward", t_min=1e-3))(
-        jax.random.PRNGKey(4), k)
+        jax.random.PRNGKey(4), k).terms["bits_per_dim"]
     exact = -np.asarray(log_pi, np.float64)[np.asarray(k)].sum(-1) / (2 * math.log(2))
     diff = np.asarray(bpd, np.float64) - exact
     assert np.abs(diff).max() < 0.02
@@ -229,3 +235,41 @@ def test_rejects_bad_inputs():
     with pytest.raises(ValueError, match="dequantization"):
         pf_ode_bits_per_dim(key, process, score, jnp.zeros((2, 4), jnp.int32), 4,
                             dequantization="variational")
+    # A broadcastable but wrong score shape used to give finite NLLs.
+    wrong_shape = lambda y, t: score(y, t)[:, :1]  # noqa: E731
+    with pytest.raises(ValueError, match="score_fn output shape"):
+        pf_ode_nll(key, process, wrong_shape, jnp.zeros((2, 4)))
+    with pytest.raises(ValueError, match="score_fn output shape"):
+        jax.jit(lambda k, kk: pf_ode_bits_per_dim(k, process, wrong_shape, kk, 4))(key, jnp.zeros((2, 4), jnp.int32))
+    with pytest.raises(ValueError, match="integer"):  # float data is not K-level data
+        pf_ode_bits_per_dim(key, process, score, jnp.zeros((2, 4)), 4)
+    for bad in (4, -1):  # k = K and negative levels
+        with pytest.raises(ValueError, match=r"k_int must lie in \[0, 4\)"):
+            pf_ode_bits_per_dim(key, process, score, jnp.full((2, 4), bad, jnp.int32), 4)
+    for bad_levels in (4.0, "4", True):
+        with pytest.raises(ValueError, match="num_levels"):
+            pf_ode_bits_per_dim(key, process, score, jnp.zeros((2, 4), jnp.int32), bad_levels)
+    with pytest.raises(ValueError, match="max_steps"):
+        pf_ode_nll(key, process, score, jnp.zeros((2, 4)), max_steps=16.0)
+    with pytest.raises(ValueError, match="Process"):
+        pf_ode_nll(key, LinearLogSNR(), score, jnp.zeros((2, 4)))
+
+
+def test_failed_solve_is_nan_not_an_exception():
+    """Failure policy: a solve that hits max_steps gives NaN and solver_ok False for its example,
+    inside jit, without raising; the traced out-of-range level gives NaN for its example only."""
+    process = VPSDE()
+    score = rotated_gaussian_score(process)
+    x = data_samples(3, seed=5)
+    nll, terms = jax.jit(lambda k, y: pf_ode_nll(k, process, score, y, max_steps=2))(jax.random.PRNGKey(0), x)
+    assert np.all(np.isnan(np.asarray(nll)))
+    assert not np.any(np.asarray(terms["solver_ok"]))
+    nll, terms = jax.jit(lambda k, y: pf_ode_nll(k, process, score, y, max_steps=2, joint_solve=True))(
+        jax.random.PRNGKey(0), x)
+    assert np.all(np.isnan(np.asarray(nll))) and not np.any(np.asarray(terms["solver_ok"]))
+    k = jnp.asarray([[1, 2, 3, 0], [1, 2, 3, 4], [-1, 0, 0, 0]], jnp.int32)
+    result = jax.jit(lambda key, kk: pf_ode_bits_per_dim(key, process, score, kk, 4, rtol=1e-3, atol=1e-3))(
+        jax.random.PRNGKey(0), k)
+    nll = np.asarray(result.nll)
+    assert np.isfinite(nll[0]) and np.all(np.isnan(nll[1:]))
+    assert np.all(np.asarray(result.terms["solver_ok"]))

@@ -12,10 +12,10 @@ import pytest
 from scipy.stats import norm
 
 from gen_jax.core import learned_schedule
-from gen_jax.core.likelihood import (ar_nll, bits_per_dim, check_token_ids, dequantized_bits_per_dim,
-                                     discretized_gaussian_log_likelihood, levels_to_centers,
-                                     nats_to_bits, nats_to_bits_per_dim, perplexity, token_weighted_mean,
-                                     uniform_dequantize, vdm_reconstruction_nll)
+from gen_jax.core.likelihood import (ar_nll, check_token_ids, discretized_gaussian_log_likelihood, perplexity,
+                                     token_weighted_mean, vdm_reconstruction_nll)
+from gen_jax.core.units import (bits_per_dim, dequantized_bits_per_dim, levels_to_centers, nats_to_bits,
+                                nats_to_bits_per_dim, uniform_dequantize)
 
 
 # ------------------------------------------------------------------------------------ AR

@@ -209,7 +209,7 @@ def elbo_per_sequence(kind, num_steps, model="exact"):
     elbo = jax.jit(functools.partial(masked_elbo, logits_fn=logits_fn,
                                      schedule=MaskingSchedule(kind), mask_id=MASK,
                                      num_steps=num_steps))
-    nll = np.asarray(elbo(jax.random.key(11), x=tiled_batch())["nll"], np.float64)
+    nll = np.asarray(elbo(jax.random.key(11), x=tiled_batch()).nll, np.float64)
     nll = nll.reshape(REPLICATES, V**L)
     return nll.mean(0), nll.std(0, ddof=1) / math.sqrt(REPLICATES)
 
@@ -253,12 +253,12 @@ def test_elbo_terms_and_t_min():
     x = jnp.asarray(SEQS, jnp.int32)
     out = jax.jit(functools.partial(masked_elbo, logits_fn=uniform_logits_fn, schedule=schedule,
                                     mask_id=MASK, t_min=0.2))(jax.random.key(0), x=x)
-    np.testing.assert_allclose(np.asarray(out["reconstruction"]),
+    np.testing.assert_allclose(np.asarray(out.terms["reconstruction"]),
                                L * (1 - np_alpha("linear", 0.2, 1e-3)) * math.log(V), rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(out["prior"]), L * 1e-3 * math.log(V), rtol=1e-4)
-    assert np.all(np.asarray(out["t"]) >= 0.2)
-    np.testing.assert_allclose(np.asarray(out["nll"]), np.asarray(
-        out["diffusion"] + out["reconstruction"] + out["prior"]), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(out.terms["prior"]), L * 1e-3 * math.log(V), rtol=1e-4)
+    assert np.all(np.asarray(out.terms["t"]) >= 0.2)
+    np.testing.assert_allclose(np.asarray(out.nll), np.asarray(
+        out.terms["diffusion"] + out.terms["reconstruction"] + out.terms["prior"]), rtol=1e-6)
 
 
 def test_elbo_gradient_matches_finite_difference():
@@ -267,7 +267,7 @@ def test_elbo_gradient_matches_finite_difference():
 
     def mean_nll(scale):
         fn = lambda x_t, t: scale * jnp.log(jnp.exp(exact_logits_fn(x_t, t)) + 1e-2)
-        return masked_elbo(jax.random.key(5), fn, x, MaskingSchedule("cosine"), MASK)["nll"].mean()
+        return masked_elbo(jax.random.key(5), fn, x, MaskingSchedule("cosine"), MASK).nll.mean()
 
     grad = float(jax.jit(jax.grad(mean_nll))(jnp.float32(1.0)))
     h = 1e-2

@@ -9,8 +9,8 @@ import pytest
 
 from gen_jax.core.gaussian_data import GaussianData
 from gen_jax.core.param import (
-    Denoiser, cfg_combine, eps_to_score, eps_to_x0, eps_x0_to_v, score_to_eps, v_to_eps, v_to_x0,
-    wrap_model, x0_to_eps)
+    PREDICTIONS, Denoiser, cfg_combine, convert, eps_to_score, eps_to_x0, eps_x0_to_v, score_to_eps,
+    v_to_eps, v_to_x0, x0_to_eps)
 from gen_jax.core.schedules import LinearLogSNR
 from gen_jax.core.sde import VESDE, VPSDE, LogSNRSDE, SubVPSDE
 
@@ -42,6 +42,27 @@ def test_conversions_round_trip_in_float64(draws):
         np.testing.assert_allclose(score, -(x_t - a * x0) / s**2, rtol=1e-10)
         np.testing.assert_allclose(score_to_eps(score, sigma), eps, rtol=1e-12)
         assert x_t.dtype == jnp.float64
+
+
+def test_convert_table_every_pair_in_float64(draws):
+    # Each kind written from its definition (not from the table), then every pair converted.
+    x0, eps, alpha, sigma = draws
+    with jax.enable_x64(True):
+        x0, eps, alpha, sigma = map(jnp.asarray, (x0, eps, alpha, sigma))
+        a, s = alpha[:, None, None], sigma[:, None, None]
+        x_t = a * x0 + s * eps
+        truth = dict(eps=eps, x0=x0, v=a * eps - s * x0, score=-(x_t - a * x0) / s**2)
+        for src in PREDICTIONS:
+            for dst in PREDICTIONS:
+                out = convert(truth[src], src, dst, x_t, alpha, sigma)
+                assert out.dtype == jnp.float64
+                np.testing.assert_allclose(out, truth[dst], rtol=1e-10, atol=1e-12, err_msg=f"{src} -> {dst}")
+                back = convert(out, dst, src, x_t, alpha, sigma)
+                np.testing.assert_allclose(back, truth[src], rtol=1e-10, atol=1e-12, err_msg=f"{src} -> {dst} -> {src}")
+    with pytest.raises(ValueError, match="from_kind"):
+        convert(eps, "noise", "eps", x_t, alpha, sigma)
+    with pytest.raises(ValueError, match="to_kind"):
+        convert(eps, "eps", "logits", x_t, alpha, sigma)
 
 
 def test_v_is_the_angular_velocity_of_x_t(draws):
@@ -82,7 +103,7 @@ def test_denoiser_recovers_oracle_from_any_prediction(process):
         truth = {kind: _oracle(process, kind)(x, t) for kind in ("eps", "x0", "v", "score")}
         got = {}
         for kind in truth:
-            den = wrap_model(_oracle(process, kind), kind, process)
+            den = Denoiser(process, fn=_oracle(process, kind), prediction=kind)
             eps, x0 = den.eps_and_x0(x, t)
             got[kind] = dict(eps=den.eps(x, t), x0=den.x0(x, t), v=den.v(x, t), score=den.score(x, t),
                              pair_eps=eps, pair_x0=x0)
@@ -102,7 +123,7 @@ def test_denoiser_recovers_oracle_from_any_prediction(process):
 
 def test_denoiser_is_a_pytree_usable_under_jit():
     process = VPSDE()
-    den = wrap_model(_oracle(process, "eps"), "eps", process)
+    den = Denoiser(process, fn=_oracle(process, "eps"), prediction="eps")
     x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 2, 2)), jnp.float32)
     t = jnp.array([0.2, 0.7])
     out = jax.jit(lambda d, x, t: d.x0(x, t))(den, x, t)
@@ -124,14 +145,16 @@ def test_invalid_inputs_raise():
     process = VPSDE()
     x, t = jnp.zeros((2, 3)), jnp.array([0.1, 0.2])
     with pytest.raises(ValueError, match="output shape"):
-        wrap_model(lambda x, t: x[:, :2], "eps", process).eps(x, t)
+        Denoiser(process, fn=lambda x, t: x[:, :2], prediction="eps").eps(x, t)
     with pytest.raises(ValueError, match="output shape"):
-        jax.jit(lambda x, t: wrap_model(lambda x, t: x[None], "v", process).x0(x, t))(x, t)
+        jax.jit(lambda x, t: Denoiser(process, fn=lambda x, t: x[None], prediction="v").x0(x, t))(x, t)
     with pytest.raises(ValueError, match="prediction"):
-        wrap_model(lambda x, t: x, "noise", process)
+        Denoiser(process, fn=lambda x, t: x, prediction="noise")
     with pytest.raises(ValueError, match="callable"):
         Denoiser(process=process, fn=None, prediction="eps")
     with pytest.raises(ValueError, match="same shape"):
         cfg_combine(jnp.zeros((2, 3)), jnp.zeros((2, 2)), 1.0)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        wrap_model(lambda x, t: x, "eps", process).eps(x, 2.0)
+        Denoiser(process, fn=lambda x, t: x, prediction="eps").eps(x, 2.0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):  # a concrete jax time is checked too
+        Denoiser(process, fn=lambda x, t: x, prediction="eps").eps(x, jnp.array([0.5, -0.5]))

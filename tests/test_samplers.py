@@ -148,7 +148,7 @@ def test_edm_heun_matches_data_moments():
 def test_edm_denoiser_adapts_a_process_x0_predictor(process):
     sigmas = jnp.array([0.02, 0.1, 0.5, 1.0, 3.0, 10.0, 40.0])
     x = jax.random.normal(jax.random.PRNGKey(3), (7, D)) * 5.0
-    wrapped = param.wrap_model(lambda x, t: DATA.eps(process, x, t), "eps", process)
+    wrapped = param.Denoiser(process, fn=lambda x, t: DATA.eps(process, x, t), prediction="eps")
     got = jax.jit(S.edm_denoiser(wrapped.x0, process))(x, sigmas)
     np.testing.assert_allclose(got, edm_closed_form(x, sigmas), rtol=2e-4, atol=2e-4)
 
@@ -218,7 +218,7 @@ def test_prediction_types_give_the_same_sampler(schedule):
         "v": lambda x, t: param.eps_x0_to_v(DATA.eps(VP, x, t), DATA.x0(VP, x, t), *a_s(t)),
         "score": score_of(VP),
     }
-    dpm = [jax.jit(lambda x: S.dpm_solver_pp_sample(KEY, param.wrap_model(fn, kind, VP), VP,
+    dpm = [jax.jit(lambda x: S.dpm_solver_pp_sample(KEY, param.Denoiser(VP, fn=fn, prediction=kind), VP,
                                                     x.shape, 8, x_init=x)[0])(x_T)
            for kind, fn in nets.items()]
     for out in dpm[1:]:
@@ -269,8 +269,8 @@ def test_invalid_inputs_raise_value_errors(schedule):
         lambda: S.ddim_sample(KEY, eps_vp, schedule, (4, D), 10, eta=-1.0, prediction="eps"),
         lambda: S.ddpm_sample(KEY, eps_vp, schedule, (4, D), prediction="noise"),
         lambda: S.ddpm_sample(KEY, eps_vp, schedule, (4, D), prediction="eps", variance="tiny"),
-        lambda: S.ddpm_sample(KEY, param.wrap_model(wrong_shape, "eps", VP), schedule, (4, D)),
-        lambda: S.ddpm_sample(KEY, param.wrap_model(eps_vp, "eps", VP), schedule, (4, D), prediction="x0"),
+        lambda: S.ddpm_sample(KEY, param.Denoiser(VP, fn=wrong_shape, prediction="eps"), schedule, (4, D)),
+        lambda: S.ddpm_sample(KEY, param.Denoiser(VP, fn=eps_vp, prediction="eps"), schedule, (4, D), prediction="x0"),
         lambda: S.euler_maruyama_sample(KEY, VP, score_of(VP), (4, D), 0),
         lambda: S.euler_maruyama_sample(KEY, VP, wrong_shape, (4, D), 5),
         lambda: S.euler_maruyama_sample(KEY, VP, score_of(VP), (4, D), 5, t_min=0.0),

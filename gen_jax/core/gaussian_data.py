@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax.core.sde import batch_time, expand_like
+from gen_jax.core.timeshape import batch_time, expand_like
 
 
 @jax.tree_util.register_dataclass

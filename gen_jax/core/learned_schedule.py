@@ -18,6 +18,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from gen_jax.core.schedules import LogSNRSchedule
+from gen_jax.core.timeshape import check_time
+
 __all__ = ["init", "log_snr", "dlog_snr_dt", "LearnedLogSNR"]
 
 
@@ -64,21 +67,16 @@ def dlog_snr_dt(params, t, logsnr_max: float = 13.3, logsnr_min: float = -5.0):
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
-class LearnedLogSNR:
-    """The learned schedule as a process: ``log_snr``, ``dlog_snr_dt``, ``alpha_sigma`` (VP:
-    alpha^2 = sigmoid(logSNR), sigma^2 = sigmoid(-logSNR)). ``params`` are pytree leaves
-    (differentiable); the endpoints are static. Wrap in ``sde.LogSNRSDE`` for SDE samplers
-    and the PF-ODE."""
+class LearnedLogSNR(LogSNRSchedule):
+    """The learned schedule as a ``schedules.LogSNRSchedule`` (VP: alpha^2 = sigmoid(logSNR),
+    sigma^2 = sigmoid(-logSNR)). ``params`` are pytree leaves (differentiable); the endpoints
+    are static. Wrap in ``sde.LogSNRSDE`` for SDE samplers and the PF-ODE."""
     params: dict
     logsnr_max: float = dataclasses.field(default=13.3, metadata=dict(static=True))
     logsnr_min: float = dataclasses.field(default=-5.0, metadata=dict(static=True))
 
     def log_snr(self, t):
-        return log_snr(self.params, t, self.logsnr_max, self.logsnr_min)
+        return log_snr(self.params, check_time(t), self.logsnr_max, self.logsnr_min)
 
     def dlog_snr_dt(self, t):
-        return dlog_snr_dt(self.params, t, self.logsnr_max, self.logsnr_min)
-
-    def alpha_sigma(self, t):
-        logsnr = self.log_snr(t)
-        return jnp.sqrt(jax.nn.sigmoid(logsnr)), jnp.sqrt(jax.nn.sigmoid(-logsnr))
+        return dlog_snr_dt(self.params, check_time(t), self.logsnr_max, self.logsnr_min)

@@ -1,12 +1,16 @@
-"""Likelihoods in one unit: AR NLL, discrete VLB, continuous ELBO, PF-ODE NLL, bits/dim.
+"""Likelihoods of discrete data: AR NLL, discrete-time VLB, continuous and T-step VDM ELBOs.
 
-Every likelihood here returns per-example **nats** of shape (B,). The unit helpers turn them
-into bits per dimension (or per token) so that numbers from different model families are the
-same quantity: -log2 P(discrete data) / D, either exactly (AR NLL) or as an upper bound
-(discrete VLB, continuous ELBO, dequantized PF-ODE NLL).
+Every likelihood returns per-example **nats** (``ar_nll``: a (B,) array, since it is a pure
+function of logits; the others: a ``results.LikelihoodResult(nll (B,), terms)``, which unpacks
+as ``nll, terms``). ``gen_jax.core.units`` turns nats into bits per dimension, so numbers from
+different model families are the same quantity: -log2 P(discrete data) / D, exactly (AR NLL)
+or as an upper bound (VLB, ELBO; the PF-ODE bound is in ``ode_likelihood``).
 
-Data conventions: K-level data k in {0..K-1} sits at bin centres x = (2k+1)/K - 1 in [-1, 1];
-each bin has width 2/K. Continuous time t in [0, 1], t=0 data, t=1 noise.
+Data conventions (``units``): K-level data k in {0..K-1} sits at bin centres x = (2k+1)/K - 1
+in [-1, 1]; each bin has width 2/K. Continuous time t in [0, 1], t=0 data, t=1 noise.
+
+Bad data follows the policy of ``gen_jax.core``: concrete out-of-range ids or levels raise
+ValueError; traced ones (inside jit) give nll = NaN for the affected examples.
 
 Which number bounds which:
 - ``ar_nll``: exact -log P(x) of the AR model.
@@ -14,31 +18,24 @@ Which number bounds which:
   ``continuous_elbo`` / ``discrete_time_elbo`` (Kingma et al. 2021, VDM): upper bounds on
   -log P(discrete x) of the reverse-process model (their decoders are distributions over the K
   levels, so no dequantization term is needed).
-- ``pf_ode_nll``: exact log-density of the probability-flow ODE model at the continuous input;
-  ``pf_ode_bits_per_dim`` uniformly dequantizes K-level data first, which turns it into an
-  upper bound on -log2 P(discrete x) / D of the ODE model (Song et al. 2021).
 """
-import math
-
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import ndtr
 
+from gen_jax.core.checks import check_int, ids_in_range, is_concrete, nan_where_invalid
 from gen_jax.core.losses import sample_times
-from gen_jax.core.ode_likelihood import pf_ode_bits_per_dim, pf_ode_nll
-from gen_jax.core.sde import expand_like
+from gen_jax.core.results import LikelihoodResult
+from gen_jax.core.schedules import LogSNRSchedule
+from gen_jax.core.sde import LogSNRSDE, VPSDE
+from gen_jax.core.timeshape import expand_like
+from gen_jax.core.units import check_levels, check_num_levels, levels_to_centers
 
 __all__ = [
     "ar_nll",
     "check_token_ids",
     "token_weighted_mean",
-    "nats_to_bits",
-    "nats_to_bits_per_dim",
-    "bits_per_dim",
     "perplexity",
-    "dequantized_bits_per_dim",
-    "uniform_dequantize",
-    "levels_to_centers",
     "gaussian_kl",
     "discretized_gaussian_log_likelihood",
     "vlb_terms_full",
@@ -46,11 +43,7 @@ __all__ = [
     "continuous_elbo",
     "discrete_time_elbo",
     "vdm_reconstruction_nll",
-    "pf_ode_nll",
-    "pf_ode_bits_per_dim",
 ]
-
-_LN2 = math.log(2.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,8 +54,8 @@ def ar_nll(logits, targets, mask=None):
 
     Args:
       logits: (B, L, V) unnormalized log-probabilities; position i scores targets[:, i].
-      targets: (B, L) integer token ids in [0, V). Ids cannot be range-checked inside jit; use
-        ``check_token_ids`` eagerly. An out-of-range id reads a clamped logit (wrong, silent).
+      targets: (B, L) integer token ids in [0, V) (positions with mask 0 are not checked).
+        Concrete out-of-range ids raise ValueError; traced ones give NaN for their example.
       mask: optional (B, L) weights (1 = count the position, 0 = padding).
 
     Returns:
@@ -72,19 +65,19 @@ def ar_nll(logits, targets, mask=None):
         raise ValueError(f"logits must be (B, L, V); got shape {logits.shape}")
     if targets.shape != logits.shape[:2]:
         raise ValueError(f"targets shape {targets.shape} must equal logits.shape[:2] = {logits.shape[:2]}")
-    if not jnp.issubdtype(targets.dtype, jnp.integer):
-        raise ValueError(f"targets must be integer token ids; got dtype {targets.dtype}")
     if mask is not None and mask.shape != targets.shape:
         raise ValueError(f"mask shape {mask.shape} must equal targets shape {targets.shape}")
+    valid = ids_in_range(targets, logits.shape[-1], "targets", mask)
     log_probs = jax.nn.log_softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=-1)
     token_ll = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
     if mask is not None:
         token_ll = token_ll * mask.astype(token_ll.dtype)
-    return -jnp.sum(token_ll, axis=-1)
+    return nan_where_invalid(-jnp.sum(token_ll, axis=-1), valid)
 
 
 def check_token_ids(targets, vocab_size: int):
     """Eager (not jit-able) check that every id lies in [0, vocab_size); raises ValueError."""
+    vocab_size = check_int(vocab_size, "vocab_size")
     lo, hi = int(jnp.min(targets)), int(jnp.max(targets))
     if lo < 0 or hi >= vocab_size:
         raise ValueError(f"token ids must lie in [0, {vocab_size}); found range [{lo}, {hi}]")
@@ -107,63 +100,6 @@ def perplexity(nats_per_token):
 
 
 # --------------------------------------------------------------------------------------------
-# Units
-# --------------------------------------------------------------------------------------------
-def nats_to_bits(nats):
-    """nats -> bits (divide by ln 2). Bits per token: nats_to_bits(token_weighted_mean(...))."""
-    return nats / _LN2
-
-
-def nats_to_bits_per_dim(nats, num_dims: int):
-    """(B,) nats per example -> (B,) bits per dimension: nats / (D ln 2).
-
-    For a likelihood of the discrete data itself (AR NLL, VLB/ELBO with a K-level decoder) this
-    is -log2 P(x) / D, exact or an upper bound. For a *density* of continuous data use
-    ``dequantized_bits_per_dim`` instead.
-    """
-    if num_dims <= 0:
-        raise ValueError(f"num_dims must be positive; got {num_dims}")
-    return nats / (num_dims * _LN2)
-
-
-bits_per_dim = nats_to_bits_per_dim  # the shared-contract name
-
-
-def dequantized_bits_per_dim(nll_of_y_nats, num_dims: int, num_levels: int, data_range: float = 2.0):
-    """Bits/dim of K-level data from the NLL of its uniform dequantization y (nats, (B,)).
-
-    bpd = -log p(y) / (D ln 2) + log2(K / data_range): each discrete bin has width
-    data_range / K, so by Jensen E_u[-log2 (p(y) * width^D)] / D >= -log2 P(k) / D; the result
-    is an upper bound on -log2 P(discrete x) / D (exact in expectation only if p is constant
-    on every bin). score_sde's "+8" is K=256, data_range=1 (data in [0, 1]); "+7" is K=256,
-    data_range=2 (data in [-1, 1], this package's convention).
-    """
-    if num_levels < 2:
-        raise ValueError(f"num_levels must be >= 2; got {num_levels}")
-    if data_range <= 0:
-        raise ValueError(f"data_range must be positive; got {data_range}")
-    return nats_to_bits_per_dim(nll_of_y_nats, num_dims) + math.log2(num_levels / data_range)
-
-
-def levels_to_centers(k, num_levels: int):
-    """K-level ints (any shape) -> bin centres (2k + 1)/K - 1 in (-1, 1), float32."""
-    if num_levels < 2:
-        raise ValueError(f"num_levels must be >= 2; got {num_levels}")
-    return (2.0 * k.astype(jnp.float32) + 1.0) / num_levels - 1.0
-
-
-def uniform_dequantize(key, k_int, num_levels: int):
-    """Uniform dequantization: y = 2 (k + u) / K - 1 with u ~ U[0, 1), y in [-1, 1).
-
-    The bin of level k is [2k/K - 1, 2(k+1)/K - 1); y has the shape of k_int, float32.
-    """
-    if num_levels < 2:
-        raise ValueError(f"num_levels must be >= 2; got {num_levels}")
-    u = jax.random.uniform(key, k_int.shape, jnp.float32)
-    return 2.0 * (k_int.astype(jnp.float32) + u) / num_levels - 1.0
-
-
-# --------------------------------------------------------------------------------------------
 # Gaussian helpers and the discretized Gaussian decoder
 # --------------------------------------------------------------------------------------------
 def gaussian_kl(mean1, logvar1, mean2, logvar2):
@@ -182,8 +118,7 @@ def discretized_gaussian_log_likelihood(k_int, mean, log_scale, num_levels: int)
 
     Args: k_int ints; mean, log_scale (log std) broadcastable to k_int. Returns log-probs (nats).
     """
-    if num_levels < 2:
-        raise ValueError(f"num_levels must be >= 2; got {num_levels}")
+    num_levels = check_num_levels(num_levels)
     centre = levels_to_centers(k_int, num_levels)
     inv_scale = jnp.exp(-log_scale)
     lower = jnp.where(k_int == 0, -jnp.inf, (centre - 1.0 / num_levels - mean) * inv_scale)
@@ -196,15 +131,6 @@ def discretized_gaussian_log_likelihood(k_int, mean, log_scale, num_levels: int)
 
 def _sum_per_example(a):
     return jnp.sum(a.reshape(a.shape[0], -1), axis=-1)
-
-
-def _check_levels(k_int, num_levels):
-    if k_int.ndim < 2:
-        raise ValueError(f"data must be batched (B, ...); got shape {k_int.shape}")
-    if not jnp.issubdtype(k_int.dtype, jnp.integer):
-        raise ValueError(f"data must be integer levels in [0, K); got dtype {k_int.dtype}")
-    if num_levels < 2:
-        raise ValueError(f"num_levels must be >= 2; got {num_levels}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,11 +175,12 @@ def _vlb_step_term(key, denoiser, schedule, log_var, x0, k_int, step, num_levels
 
 
 def _check_vlb_inputs(schedule, x0_int, num_levels, chunk=1):
-    _check_levels(x0_int, num_levels)
+    """(B,) validity of x0_int (see ``units.check_levels``); ValueError on bad static inputs."""
+    valid = check_levels(x0_int, num_levels, "x0_int")
     if schedule.betas.ndim != 1 or schedule.betas.shape[0] < 2:
         raise ValueError(f"schedule must have N >= 2 steps; got betas shape {schedule.betas.shape}")
-    if chunk < 1:
-        raise ValueError(f"chunk must be >= 1; got {chunk}")
+    check_int(chunk, "chunk")
+    return valid
 
 
 def vlb_terms_full(key, denoiser, schedule, x0_int, num_levels: int, *, chunk: int = 16,
@@ -278,10 +205,10 @@ def vlb_terms_full(key, denoiser, schedule, x0_int, num_levels: int, *, chunk: i
       x0_int: (B, ...) integer levels in [0, K).
       chunk: steps evaluated together (memory ~ chunk * B model inputs).
     Returns:
-      total (B,) nats and a dict: 'prior' (B,), 'decoder' (B,) (step 0), 'kl' (B,) (sum over
-      steps >= 1), 'per_step' (B, N) (step 0 holds the decoder NLL).
+      ``LikelihoodResult``: nll (B,) nats; terms 'prior' (B,), 'decoder' (B,) (step 0), 'kl'
+      (B,) (sum over steps >= 1), 'per_step' (B, N) (step 0 holds the decoder NLL).
     """
-    _check_vlb_inputs(schedule, x0_int, num_levels, chunk)
+    valid = _check_vlb_inputs(schedule, x0_int, num_levels, chunk)
     log_var = _model_log_variance(schedule, model_variance)
     x0 = levels_to_centers(x0_int, num_levels)
     batch = x0.shape[0]
@@ -296,7 +223,7 @@ def vlb_terms_full(key, denoiser, schedule, x0_int, num_levels: int, *, chunk: i
     prior = _vlb_prior(schedule, x0)
     terms = dict(prior=prior, decoder=per_step[:, 0], kl=jnp.sum(per_step[:, 1:], axis=1),
                  per_step=per_step)
-    return prior + jnp.sum(per_step, axis=1), terms
+    return LikelihoodResult(nan_where_invalid(prior + jnp.sum(per_step, axis=1), valid), terms)
 
 
 def vlb_one_t(key, denoiser, schedule, x0_int, num_levels: int, *, model_variance: str = "small",
@@ -304,9 +231,10 @@ def vlb_one_t(key, denoiser, schedule, x0_int, num_levels: int, *, model_varianc
     """Unbiased one-step estimate of the discrete VLB (nats): prior + N * L_i with one step
     i ~ U{0..N-1} per example (see ``vlb_terms_full`` for the terms and arguments).
 
-    Returns total (B,) and a dict: 'prior' (B,), 'step' (B,) int, 'step_term' (B,) = N * L_i.
+    Returns ``LikelihoodResult``: nll (B,) nats; terms 'prior' (B,), 'step' (B,) int,
+    'step_term' (B,) = N * L_i.
     """
-    _check_vlb_inputs(schedule, x0_int, num_levels)
+    valid = _check_vlb_inputs(schedule, x0_int, num_levels)
     log_var = _model_log_variance(schedule, model_variance)
     x0 = levels_to_centers(x0_int, num_levels)
     num_steps = schedule.betas.shape[0]
@@ -315,7 +243,8 @@ def vlb_one_t(key, denoiser, schedule, x0_int, num_levels: int, *, model_varianc
     step_term = num_steps * _vlb_step_term(key_noise, denoiser, schedule, log_var, x0, x0_int, steps,
                                            num_levels, clip_denoised)
     prior = _vlb_prior(schedule, x0)
-    return prior + step_term, dict(prior=prior, step=steps, step_term=step_term)
+    return LikelihoodResult(nan_where_invalid(prior + step_term, valid),
+                            dict(prior=prior, step=steps, step_term=step_term))
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,15 +255,17 @@ def vdm_reconstruction_nll(z, x_int, log_snr, num_levels: int):
 
     logit_k = -1/2 (z / alpha - c_k)^2 / (sigma / alpha)^2 per dimension, i.e. the Gaussian
     likelihood of z at each level centre c_k under a uniform prior on levels
-    ((sigma/alpha)^2 = exp(-logSNR)). z, x_int (B, ...); log_snr (B,).
+    ((sigma/alpha)^2 = exp(-logSNR)). z, x_int (B, ...); log_snr (B,). NaN for examples with
+    traced out-of-range levels (concrete ones raise ValueError).
     """
-    _check_levels(x_int, num_levels)
+    valid = check_levels(x_int, num_levels, "x_int")
     alpha = jnp.sqrt(jax.nn.sigmoid(log_snr))
     z_rescaled = (z / expand_like(alpha, z))[..., None]
     centres = levels_to_centers(jnp.arange(num_levels), num_levels)
     logits = -0.5 * (z_rescaled - centres) ** 2 * expand_like(jnp.exp(log_snr), z)[..., None]
     log_probs = jax.nn.log_softmax(logits, axis=-1)
-    return -_sum_per_example(jnp.take_along_axis(log_probs, x_int[..., None], axis=-1)[..., 0])
+    nll = -_sum_per_example(jnp.take_along_axis(log_probs, x_int[..., None], axis=-1)[..., 0])
+    return nan_where_invalid(nll, valid)
 
 
 def _noised(key, process, x, t):
@@ -355,13 +286,28 @@ def _elbo_ends(key, process, x, x_int, num_levels, t_min):
     return recon, prior
 
 
-def _check_elbo_inputs(x_int, num_levels, t_min):
-    _check_levels(x_int, num_levels)
-    if not 0.0 <= t_min < 1.0:
-        raise ValueError(f"t_min must lie in [0, 1); got {t_min}")
+_VP_PROCESSES = (VPSDE, LogSNRSDE, LogSNRSchedule)
 
 
-def continuous_elbo(key, denoiser, process, x_int, num_levels: int, *, t_min: float = 0.0,
+def _check_elbo_inputs(process, x_int, num_levels, t_min):
+    """(validity (B,) of x_int, t_min as a float: ``process.smallest_time`` when None)."""
+    if not isinstance(process, _VP_PROCESSES):
+        raise ValueError(
+            "process must be variance-preserving with a standard-normal prior (VPSDE, LogSNRSDE or "
+            f"a schedules.LogSNRSchedule); got {type(process).__name__}")
+    valid = check_levels(x_int, num_levels, "x_int")
+    if t_min is None:
+        t_min = process.smallest_time
+    if isinstance(t_min, bool) or not isinstance(t_min, (int, float)) or not 0.0 <= t_min < 1.0:
+        raise ValueError(f"t_min must be None or a float in [0, 1); got {t_min!r}")
+    log_snr_start = process.log_snr(jnp.asarray(t_min, jnp.float32))
+    if is_concrete(log_snr_start) and not bool(jnp.isfinite(log_snr_start)):
+        raise ValueError(f"t_min={t_min} gives a non-finite logSNR for {type(process).__name__}; "
+                         f"use t_min >= {process.smallest_time} (or None)")
+    return valid, float(t_min)
+
+
+def continuous_elbo(key, denoiser, process, x_int, num_levels: int, *, t_min=None,
                     antithetic: bool = True):
     """Continuous-time VDM ELBO of K-level data in nats (Kingma et al. 2021, eq. 17).
 
@@ -371,18 +317,19 @@ def continuous_elbo(key, denoiser, process, x_int, num_levels: int, *, t_min: fl
       diffusion = 1/2 int_{t_min}^1 -dlogSNR/dt ||eps - eps_hat(z_t, t)||^2 dt, estimated with one
                   t ~ U[t_min, 1] per example (antithetic across the batch if asked), times
                   (1 - t_min).
-    x = centres of x_int; z_t = alpha x + sigma eps. Works with any process exposing
-    ``alpha_sigma``, ``log_snr``, ``dlog_snr_dt`` with a standard-normal prior at t = 1 (VPSDE,
-    LogSNRSDE, LinearLogSNR, learned_schedule.LearnedLogSNR). logSNR(t_min) must be finite
-    (t_min > 0 for VPSDE). Bounds the continuous-time reverse model's -log P(x): no
-    dequantization term.
+    x = centres of x_int; z_t = alpha x + sigma eps. The process must be variance-preserving
+    with a standard-normal prior at t = 1: VPSDE, LogSNRSDE or a ``schedules.LogSNRSchedule``
+    (LinearLogSNR, learned_schedule.LearnedLogSNR); other processes raise ValueError. Bounds the
+    continuous-time reverse model's -log P(x): no dequantization term.
 
     Args:
       denoiser: object with ``eps(x, t)`` (e.g. ``param.Denoiser``), t (B,).
-      x_int: (B, ...) integer levels.
-    Returns: total (B,) nats and dict(recon, prior, diffusion, t), each (B,).
+      x_int: (B, ...) integer levels in [0, K) (traced out-of-range levels give NaN).
+      t_min: python float in [0, 1) with a finite logSNR, or None (default) for the process's
+        ``smallest_time`` (1e-5 for VPSDE, 0 for log-SNR schedules).
+    Returns: ``LikelihoodResult``: nll (B,) nats; terms recon, prior, diffusion, t, each (B,).
     """
-    _check_elbo_inputs(x_int, num_levels, t_min)
+    valid, t_min = _check_elbo_inputs(process, x_int, num_levels, t_min)
     x = levels_to_centers(x_int, num_levels)
     key_t, key_eps, key_ends = jax.random.split(key, 3)
     t = sample_times(key_t, x.shape[0], t_min, antithetic)
@@ -391,23 +338,24 @@ def continuous_elbo(key, denoiser, process, x_int, num_levels: int, *, t_min: fl
     weight = -0.5 * (1.0 - t_min) * process.dlog_snr_dt(t)
     diffusion = weight * _sum_per_example((eps - eps_hat) ** 2)
     recon, prior = _elbo_ends(key_ends, process, x, x_int, num_levels, t_min)
-    return recon + prior + diffusion, dict(recon=recon, prior=prior, diffusion=diffusion, t=t)
+    return LikelihoodResult(nan_where_invalid(recon + prior + diffusion, valid),
+                            dict(recon=recon, prior=prior, diffusion=diffusion, t=t))
 
 
 def discrete_time_elbo(key, denoiser, process, x_int, num_levels: int, num_steps: int, *,
-                       t_min: float = 0.0, antithetic: bool = True):
+                       t_min=None, antithetic: bool = True):
     """T-step VDM ELBO of K-level data in nats (Kingma et al. 2021, eq. 13 and App. C).
 
     On the grid t_j = t_min + (1 - t_min) j / T, j = 0..T, the diffusion loss is
     sum_{i=1}^T 1/2 expm1(logSNR(t_{i-1}) - logSNR(t_i)) E||eps - eps_hat(z_{t_i}, t_i)||^2
     (VDM's expm1(gamma_t - gamma_s) with gamma = -logSNR: positive for a decreasing logSNR),
     estimated by T times the term at one i ~ U{1..T} per example (antithetic: i = ceil(u T)
-    with u = (u0 + b/B) mod 1). Recon at t_min and prior at t = 1 as in ``continuous_elbo``.
-    Returns: total (B,) nats and dict(recon, prior, diffusion, t).
+    with u = (u0 + b/B) mod 1). Recon at t_min and prior at t = 1, the processes, t_min and
+    x_int as in ``continuous_elbo``; num_steps T: a python int >= 1.
+    Returns: ``LikelihoodResult``: nll (B,) nats; terms recon, prior, diffusion, t, each (B,).
     """
-    _check_elbo_inputs(x_int, num_levels, t_min)
-    if num_steps < 1:
-        raise ValueError(f"num_steps must be >= 1; got {num_steps}")
+    valid, t_min = _check_elbo_inputs(process, x_int, num_levels, t_min)
+    num_steps = check_int(num_steps, "num_steps")
     x = levels_to_centers(x_int, num_levels)
     key_t, key_eps, key_ends = jax.random.split(key, 3)
     u = sample_times(key_t, x.shape[0], 0.0, antithetic)
@@ -419,4 +367,5 @@ def discrete_time_elbo(key, denoiser, process, x_int, num_levels: int, num_steps
     weight = 0.5 * num_steps * jnp.expm1(process.log_snr(s) - process.log_snr(t))
     diffusion = weight * _sum_per_example((eps - eps_hat) ** 2)
     recon, prior = _elbo_ends(key_ends, process, x, x_int, num_levels, t_min)
-    return recon + prior + diffusion, dict(recon=recon, prior=prior, diffusion=diffusion, t=t)
+    return LikelihoodResult(nan_where_invalid(recon + prior + diffusion, valid),
+                            dict(recon=recon, prior=prior, diffusion=diffusion, t=t))

@@ -13,9 +13,9 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from gen_jax.core.param import PREDICTIONS, eps_x0_to_v, score_to_eps, v_to_eps, wrap_model, x0_to_eps
+from gen_jax.core.param import PREDICTIONS, Denoiser, convert, eps_x0_to_v
 from gen_jax.core.schedules import DiscreteSchedule
-from gen_jax.core.sde import expand_like
+from gen_jax.core.timeshape import expand_like
 
 
 def sample_times(key, batch: int, t_min: float = 1e-5, antithetic: bool = True):
@@ -55,7 +55,7 @@ def eps_mse_loss(key, model_fn: Callable, x0, process, prediction: str = "eps",
     """||eps - eps_hat(x_t, t)||^2 (Ho et al. 2020, L_simple), (B,); default mean over dims.
 
     eps_hat is the model's eps-prediction, converted from ``prediction`` if needed."""
-    denoiser = wrap_model(model_fn, prediction, process)
+    denoiser = Denoiser(process, fn=model_fn, prediction=prediction)
     t, eps, x_t, _, _ = _noisy(key, x0, process, t_min, antithetic)
     eps_hat = denoiser.eps(x_t, t)
     return _reduce(jnp.square(eps - eps_hat), reduce_mean)
@@ -65,7 +65,7 @@ def v_mse_loss(key, model_fn: Callable, x0, process, prediction: str = "v",
                t_min: float = 1e-5, antithetic: bool = True, reduce_mean: bool = True):
     """||v - v_hat(x_t, t)||^2 with v = alpha eps - sigma x0 (Salimans & Ho 2022), (B,);
     default mean over dims."""
-    denoiser = wrap_model(model_fn, prediction, process)
+    denoiser = Denoiser(process, fn=model_fn, prediction=prediction)
     t, eps, x_t, alpha, sigma = _noisy(key, x0, process, t_min, antithetic)
     v_hat = denoiser.v(x_t, t)
     return _reduce(jnp.square(eps_x0_to_v(eps, x0, alpha, sigma) - v_hat), reduce_mean)
@@ -85,7 +85,7 @@ def dsm_loss(key, model_fn: Callable, x0, process, prediction: str = "score",
     """
     if weighting not in ("sigma2", "likelihood"):
         raise ValueError(f"weighting must be 'sigma2' or 'likelihood', got {weighting!r}")
-    denoiser = wrap_model(model_fn, prediction, process)
+    denoiser = Denoiser(process, fn=model_fn, prediction=prediction)
     t, eps, x_t, _, sigma = _noisy(key, x0, process, t_min, antithetic)
     score = denoiser.score(x_t, t)
     if weighting == "sigma2":
@@ -113,14 +113,7 @@ def ddpm_eps_loss(key, model_fn: Callable, x0, schedule: DiscreteSchedule,
     out = model_fn(x_t, schedule.times[i])
     if jnp.shape(out) != x0.shape:
         raise ValueError(f"model output shape {jnp.shape(out)} must equal input shape {x0.shape}")
-    if prediction == "eps":
-        eps_hat = out
-    elif prediction == "x0":
-        eps_hat = x0_to_eps(out, x_t, alpha, sigma)
-    elif prediction == "v":
-        eps_hat = v_to_eps(out, x_t, alpha, sigma)
-    else:
-        eps_hat = score_to_eps(out, sigma)
+    eps_hat = convert(out, prediction, "eps", x_t, alpha, sigma)
     return _reduce(jnp.square(eps - eps_hat), reduce_mean)
 
 

@@ -18,6 +18,9 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax.core.categorical import sample_categorical
+from gen_jax.core.checks import check_int, ids_in_range, nan_where_invalid
+from gen_jax.core.results import LikelihoodResult
+from gen_jax.core.timeshape import check_time
 
 _SCHEDULE_KINDS = ("linear", "cosine", "poly")
 
@@ -77,8 +80,8 @@ def _check_tokens(x, name="x"):
 
 
 def _batch_times(t, batch):
-    """Broadcast a scalar or (B,) time to (B,) float."""
-    t = jnp.asarray(t, jnp.result_type(float, t))
+    """Broadcast a scalar or (B,) time in [0, 1] to (B,) float."""
+    t = check_time(t)
     if t.ndim == 0:
         return jnp.broadcast_to(t, (batch,))
     if t.shape != (batch,):
@@ -168,21 +171,22 @@ def masked_elbo(key, logits_fn, x, schedule, mask_id, *, num_steps=None, t_min=0
 
     Args:
         key: PRNG key. logits_fn: (x_t (B, L) int, t (B,)) -> logits (B, L, V).
-        x: (B, L) int tokens in [0, V). schedule: MaskingSchedule. mask_id: absorbing id (>= V).
+        x: (B, L) int tokens in [0, V): concrete out-of-range tokens raise ValueError, traced
+            ones give nll = NaN for their example.
+        schedule: MaskingSchedule. mask_id: absorbing id (>= V).
         num_steps: None for continuous time, or a python int T >= 1.
         t_min: python float in [0, 1), lower limit of the time integral (continuous time only).
         antithetic: stratify the per-example times across the batch.
     Returns:
-        dict with (B,) float nats: 'nll' (the bound), 'diffusion', 'reconstruction', 'prior',
-        and 't' (B,) the times used.
+        ``LikelihoodResult``: nll (B,) nats (the bound); terms (B,) 'diffusion',
+        'reconstruction', 'prior' (nats) and 't' the times used.
     """
     _check_tokens(x)
     _check_schedule(schedule)
     if not (isinstance(t_min, numbers.Real) and 0.0 <= t_min < 1.0):
         raise ValueError(f"t_min must be a python float in [0, 1), got {t_min!r}")
     if num_steps is not None:
-        if isinstance(num_steps, bool) or not isinstance(num_steps, numbers.Integral) or num_steps < 1:
-            raise ValueError(f"num_steps must be None or a python int >= 1, got {num_steps!r}")
+        num_steps = check_int(num_steps, "num_steps")
         if t_min != 0.0:
             raise ValueError("t_min applies to the continuous-time ELBO only (num_steps=None)")
     elif schedule.eps == 0.0 and t_min == 0.0:
@@ -190,6 +194,7 @@ def masked_elbo(key, logits_fn, x, schedule, mask_id, *, num_steps=None, t_min=0
                          "use eps > 0 or t_min > 0")
     batch, length = x.shape
     vocab = _vocab_size(logits_fn, x, jnp.zeros((batch,), jnp.float32), mask_id)
+    valid = ids_in_range(x, vocab, "x")
     time_key, mask_key = jax.random.split(key)
     u = _uniform_times(time_key, batch, antithetic)
     if num_steps is None:
@@ -208,8 +213,9 @@ def masked_elbo(key, logits_fn, x, schedule, mask_id, *, num_steps=None, t_min=0
     diffusion = weight * _masked_token_nll(logits_fn(x_t, t), x, x_t, mask_id)
     reconstruction = jnp.full((batch,), reconstruction, diffusion.dtype)
     prior = jnp.full((batch,), prior, diffusion.dtype)
-    return dict(nll=diffusion + reconstruction + prior, diffusion=diffusion,
-                reconstruction=reconstruction, prior=prior, t=t)
+    nll = nan_where_invalid(diffusion + reconstruction + prior, valid)
+    return LikelihoodResult(nll, dict(diffusion=diffusion, reconstruction=reconstruction,
+                                      prior=prior, t=t))
 
 
 def masked_ancestral_sample(key, logits_fn, batch, length, schedule, num_steps, mask_id, *,
@@ -231,9 +237,8 @@ def masked_ancestral_sample(key, logits_fn, batch, length, schedule, num_steps, 
         (batch, length) int32 tokens in [0, V).
     """
     _check_schedule(schedule)
-    for name, value in (("batch", batch), ("length", length), ("num_steps", num_steps)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{name} must be a python int >= 1, got {value!r}")
+    batch, length, num_steps = (check_int(value, name) for name, value in
+                                (("batch", batch), ("length", length), ("num_steps", num_steps)))
     x_init = jnp.full((batch, length), mask_id, jnp.int32)
     _vocab_size(logits_fn, x_init, jnp.ones((batch,), jnp.float32), mask_id)
 

@@ -9,6 +9,11 @@ integrated **forward** from x(t_min) = x to z(T) (T = 1). The augmented state is
 [x, int div]. By default each example is solved on its own (``jax.vmap`` over the batch), so an
 example's result never depends on the rest of the batch; ``joint_solve=True`` shares step sizes
 across the batch (faster per step on CPU, score_sde's behaviour).
+
+Both functions return a ``results.LikelihoodResult``: nll (B,) nats, terms with 'nfe' (B,)
+int32 and 'solver_ok' (B,) bool. Following the core's failure policy, a solve that fails
+(e.g. hits ``max_steps``) never raises inside jit: its examples get nll = NaN and
+solver_ok = False.
 """
 import math
 
@@ -16,7 +21,10 @@ import diffrax
 import jax
 import jax.numpy as jnp
 
-from gen_jax.core.sde import probability_flow_drift
+from gen_jax.core.checks import check_int, nan_where_invalid
+from gen_jax.core.results import LikelihoodResult
+from gen_jax.core.sde import Process, probability_flow_drift
+from gen_jax.core.units import DATA_RANGE, LN2, check_levels, levels_to_centers, uniform_dequantize
 
 __all__ = ["pf_ode_nll", "pf_ode_bits_per_dim"]
 
@@ -67,9 +75,9 @@ def pf_ode_nll(
     Args:
       key: PRNG key for the Hutchinson probes (one probe per example, held fixed over the
         whole solve); unused for ``divergence='exact'``.
-      sde: process with ``sde(x, t) -> (f, g)``, ``prior_logp(z) -> (B,)`` and ``T``
-        (VPSDE, SubVPSDE, VESDE, LogSNRSDE).
-      score_fn: pure JAX ``score_fn(x, t) -> score like x`` for x (B, ...) and t (B,).
+      sde: an ``sde.Process`` (VPSDE, SubVPSDE, VESDE, LogSNRSDE).
+      score_fn: pure JAX ``score_fn(x, t) -> score like x`` for x (B, ...) and t (B,)
+        (ValueError if its output shape differs from x's).
       x: (B, ...) continuous data at time t_min (for K-level data dequantize first, see
         ``pf_ode_bits_per_dim``).
       t_min: start time in (0, 1); the result is the density of the ODE model at t = t_min.
@@ -84,12 +92,15 @@ def pf_ode_nll(
         True solves the batch as one ODE with shared step sizes (as score_sde does): cheaper
         per step, but an example's result depends on its batch at the tolerance level.
         Divergences never mix examples either way.
-      max_steps: solver step limit (an error is raised past it).
+      max_steps: solver step limit; a solve that reaches it fails (NaN, solver_ok False).
 
     Returns:
-      nll: (B,) nats, -log p_{t_min}(x) of the ODE model (float32).
-      nfe: (B,) int32 drift evaluations (each one score call) spent on each example's solve.
+      ``LikelihoodResult``: nll (B,) nats, -log p_{t_min}(x) of the ODE model (float32; NaN
+      where the solve failed); terms 'nfe' (B,) int32 drift evaluations (each one score call)
+      spent on each example's solve, 'solver_ok' (B,) bool.
     """
+    if not isinstance(sde, Process):
+        raise ValueError(f"sde must be an sde.Process, got {type(sde).__name__}")
     if x.ndim < 2:
         raise ValueError(f"x must be batched (B, ...); got shape {x.shape}")
     if not 0.0 < t_min < 1.0:
@@ -102,6 +113,7 @@ def pf_ode_nll(
         raise ValueError(f"probe must be 'rademacher' or 'gaussian'; got {probe!r}")
     if solver not in _SOLVERS:
         raise ValueError(f"solver must be one of {sorted(_SOLVERS)}; got {solver!r}")
+    max_steps = check_int(max_steps, "max_steps")
 
     x = x.astype(jnp.float32)
     if probe == "rademacher":
@@ -110,7 +122,7 @@ def pf_ode_nll(
         probes = jax.random.normal(key, x.shape, dtype=x.dtype)
 
     def solve(y0, v):
-        """Solve a (sub-)batch y0 (b, ...) jointly: (nll (b,), nfe (b,))."""
+        """Solve a (sub-)batch y0 (b, ...) jointly: (nll (b,), nfe (b,), ok (b,))."""
         solution = diffrax.diffeqsolve(
             diffrax.ODETerm(lambda t, state, args: _augmented_drift(sde, score_fn, divergence, t, state, args)),
             _SOLVERS[solver](),
@@ -122,16 +134,19 @@ def pf_ode_nll(
             stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
             saveat=diffrax.SaveAt(t1=True),
             max_steps=max_steps,
+            throw=False,
         )
         z1, integral = solution.ys[0][0], solution.ys[1][0]
-        nll = -(sde.prior_logp(z1) + integral)
+        ok = jnp.full(y0.shape[:1], solution.result == diffrax.RESULTS.successful)
+        nll = nan_where_invalid(-(sde.prior_logp(z1) + integral), ok)
         nfe = _EVALS_AT_START + _EVALS_PER_STEP * solution.stats["num_steps"]
-        return nll, jnp.full(y0.shape[:1], nfe, jnp.int32)
+        return nll, jnp.full(y0.shape[:1], nfe, jnp.int32), ok
 
     if joint_solve:
-        return solve(x, probes)
-    nll, nfe = jax.vmap(lambda y, v: solve(y[None], v[None]))(x, probes)
-    return nll[:, 0], nfe[:, 0]
+        nll, nfe, ok = solve(x, probes)
+    else:
+        nll, nfe, ok = (a[:, 0] for a in jax.vmap(lambda y, v: solve(y[None], v[None]))(x, probes))
+    return LikelihoodResult(nll, dict(nfe=nfe, solver_ok=ok))
 
 
 def pf_ode_bits_per_dim(key, sde, score_fn, k_int, num_levels: int, *,
@@ -152,22 +167,23 @@ def pf_ode_bits_per_dim(key, sde, score_fn, k_int, num_levels: int, *,
       tight when std(t_min) is small against the bin width 2/K.
     One dequantization draw and one probe per example: the estimate is random.
 
-    Returns (bits_per_dim (B,), nfe (B,)). t_min: where the ODE starts (and the dequantization
-    time of 'forward'); ``ode_kwargs`` go to ``pf_ode_nll``.
+    Returns ``LikelihoodResult``: nll (B,) nats, the bound on -log P(k) (NaN where the solve
+    failed or, traced, k is out of range); terms 'bits_per_dim' (B,) = nll / (D ln 2),
+    'ode_nll' (B,) nats of -log p_ode at the dequantized point, 'nfe' (B,), 'solver_ok' (B,).
+    t_min: where the ODE starts (and the dequantization time of 'forward'); ``ode_kwargs`` go
+    to ``pf_ode_nll``. k_int must be integer levels in [0, K) (ValueError otherwise).
     """
-    # Imported here because likelihood.py re-exports this module.
-    from gen_jax.core.likelihood import dequantized_bits_per_dim, levels_to_centers, uniform_dequantize
-
-    if k_int.ndim < 2:
-        raise ValueError(f"k_int must be batched (B, ...); got shape {k_int.shape}")
+    valid = check_levels(k_int, num_levels, "k_int")
     if dequantization not in ("uniform", "forward"):
         raise ValueError(f"dequantization must be 'uniform' or 'forward'; got {dequantization!r}")
     dequant_key, probe_key = jax.random.split(key)
     num_dims = math.prod(k_int.shape[1:])
     if dequantization == "uniform":
         y = uniform_dequantize(dequant_key, k_int, num_levels)
-        nll, nfe = pf_ode_nll(probe_key, sde, score_fn, y, t_min=t_min, **ode_kwargs)
-        return dequantized_bits_per_dim(nll, num_dims, num_levels), nfe
+        ode = pf_ode_nll(probe_key, sde, score_fn, y, t_min=t_min, **ode_kwargs)
+        # -log P(k) <= -log p(y) + D log(K / 2) for bins of width 2/K (as dequantized_bits_per_dim).
+        total = ode.nll + num_dims * math.log(num_levels / DATA_RANGE)
+        return _bound_result(total, ode, valid, num_dims)
 
     batch = k_int.shape[0]
     t = jnp.full((batch,), t_min, jnp.float32)
@@ -176,12 +192,19 @@ def pf_ode_bits_per_dim(key, sde, score_fn, k_int, num_levels: int, *,
     std = std.reshape((batch,) + (1,) * (x.ndim - 1))
     noise = jax.random.normal(dequant_key, x.shape, x.dtype)
     z = mean + std * noise
-    nll, nfe = pf_ode_nll(probe_key, sde, score_fn, z, t_min=t_min, **ode_kwargs)
+    ode = pf_ode_nll(probe_key, sde, score_fn, z, t_min=t_min, **ode_kwargs)
     log_q = jnp.sum((-0.5 * noise**2 - jnp.log(std) - 0.5 * math.log(2 * math.pi)).reshape(batch, -1), -1)
     centres = levels_to_centers(jnp.arange(num_levels), num_levels)
     level_means, _ = sde.marginal_prob(jnp.broadcast_to(centres, (batch, num_levels)), t)  # (B, K)
     level_means = level_means.reshape((batch,) + (1,) * (x.ndim - 1) + (num_levels,))
     logits = -0.5 * ((z[..., None] - level_means) / std[..., None]) ** 2
     log_decoder = jnp.take_along_axis(jax.nn.log_softmax(logits, -1), k_int[..., None], -1)[..., 0]
-    total = nll + log_q - jnp.sum(log_decoder.reshape(batch, -1), -1)
-    return total / (num_dims * math.log(2.0)), nfe
+    total = ode.nll + log_q - jnp.sum(log_decoder.reshape(batch, -1), -1)
+    return _bound_result(total, ode, valid, num_dims)
+
+
+def _bound_result(total, ode, valid, num_dims):
+    """The discrete bound total (B,) nats as a LikelihoodResult with the ODE's diagnostics."""
+    total = nan_where_invalid(total, valid)
+    return LikelihoodResult(total, dict(bits_per_dim=total / (num_dims * LN2), ode_nll=ode.nll,
+                                        **ode.terms))

@@ -1,5 +1,6 @@
-"""Conversions between the four things a diffusion network can predict, and one wrapper that
-gives samplers and likelihoods all four from whichever the network outputs.
+"""Conversions between the four things a diffusion network can predict, one table
+``convert(out, from_kind, to_kind, x_t, alpha, sigma)`` over them, and one wrapper (``Denoiser``)
+that gives samplers and likelihoods all four from whichever the network outputs.
 
 With x_t = alpha x_0 + sigma eps:
   eps-prediction (Ho et al. 2020), x0-prediction, v = alpha eps - sigma x_0 (Salimans & Ho 2022),
@@ -15,7 +16,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from gen_jax.core.sde import batch_time, expand_like
+from gen_jax.core.timeshape import batch_time, expand_like
 
 PREDICTIONS = ("eps", "x0", "v", "score")
 
@@ -57,6 +58,46 @@ def score_to_eps(score, sigma):
     return -expand_like(sigma, score) * score
 
 
+def _eps_from(out, kind, x_t, alpha, sigma):
+    if kind == "eps":
+        return out
+    if kind == "x0":
+        return x0_to_eps(out, x_t, alpha, sigma)
+    if kind == "v":
+        return v_to_eps(out, x_t, alpha, sigma)
+    return score_to_eps(out, sigma)
+
+
+def _x0_from(out, kind, x_t, alpha, sigma):
+    if kind == "x0":
+        return out
+    if kind == "v":
+        return v_to_x0(out, x_t, alpha, sigma)
+    return eps_to_x0(_eps_from(out, kind, x_t, alpha, sigma), x_t, alpha, sigma)
+
+
+def convert(out, from_kind: str, to_kind: str, x_t, alpha, sigma):
+    """A prediction ``out`` (like x_t) of kind ``from_kind`` as kind ``to_kind`` (both in
+    PREDICTIONS), at x_t = alpha x_0 + sigma eps; alpha, sigma scalars or (B,).
+
+    The identity when the kinds agree; x0 from v goes direct (no detour through eps, which
+    divides by sigma), everything else through eps = E[eps | x_t].
+    """
+    for name, kind in (("from_kind", from_kind), ("to_kind", to_kind)):
+        if kind not in PREDICTIONS:
+            raise ValueError(f"{name} must be one of {PREDICTIONS}, got {kind!r}")
+    if from_kind == to_kind:
+        return out
+    if to_kind == "x0":
+        return _x0_from(out, from_kind, x_t, alpha, sigma)
+    eps = _eps_from(out, from_kind, x_t, alpha, sigma)
+    if to_kind == "eps":
+        return eps
+    if to_kind == "score":
+        return eps_to_score(eps, sigma)
+    return eps_x0_to_v(eps, _x0_from(out, from_kind, x_t, alpha, sigma), alpha, sigma)
+
+
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Denoiser:
@@ -64,8 +105,8 @@ class Denoiser:
     'score') seen through a process with ``alpha_sigma(t)``.
 
     Methods take x (B, ...) and t (B,) (a scalar is broadcast to (B,) before fn is called) and
-    return arrays like x; each calls fn once
-    (``eps_and_x0`` too). Raises ValueError if fn's output shape differs from x's.
+    return arrays like x; each calls fn once (``eps_and_x0`` too) and converts with ``convert``.
+    Raises ValueError if fn's output shape differs from x's.
     """
     process: object
     fn: Callable = dataclasses.field(default=None, metadata=dict(static=True))
@@ -86,64 +127,25 @@ class Denoiser:
                 f"(prediction={self.prediction!r})")
         return out, *self.process.alpha_sigma(t)
 
+    def _as(self, to_kinds, x, t):
+        out, alpha, sigma = self._call(x, t)
+        return tuple(convert(out, self.prediction, kind, x, alpha, sigma) for kind in to_kinds)
+
     def eps_and_x0(self, x, t):
         """(E[eps | x_t], E[x_0 | x_t]) from one network call."""
-        out, alpha, sigma = self._call(x, t)
-        if self.prediction == "eps":
-            eps = out
-        elif self.prediction == "x0":
-            eps = x0_to_eps(out, x, alpha, sigma)
-        elif self.prediction == "v":
-            eps = v_to_eps(out, x, alpha, sigma)
-        else:
-            eps = score_to_eps(out, sigma)
-        x0 = out if self.prediction == "x0" else eps_to_x0(eps, x, alpha, sigma)
-        return eps, x0
+        return self._as(("eps", "x0"), x, t)
 
     def eps(self, x, t):
-        out, alpha, sigma = self._call(x, t)
-        if self.prediction == "eps":
-            return out
-        if self.prediction == "x0":
-            return x0_to_eps(out, x, alpha, sigma)
-        if self.prediction == "v":
-            return v_to_eps(out, x, alpha, sigma)
-        return score_to_eps(out, sigma)
+        return self._as(("eps",), x, t)[0]
 
     def x0(self, x, t):
-        out, alpha, sigma = self._call(x, t)
-        if self.prediction == "x0":
-            return out
-        if self.prediction == "v":
-            return v_to_x0(out, x, alpha, sigma)
-        if self.prediction == "score":
-            return eps_to_x0(score_to_eps(out, sigma), x, alpha, sigma)
-        return eps_to_x0(out, x, alpha, sigma)
+        return self._as(("x0",), x, t)[0]
 
     def v(self, x, t):
-        if self.prediction == "v":
-            return self._call(x, t)[0]
-        eps, x0 = self.eps_and_x0(x, t)
-        alpha, sigma = self.process.alpha_sigma(batch_time(t, x))
-        return eps_x0_to_v(eps, x0, alpha, sigma)
+        return self._as(("v",), x, t)[0]
 
     def score(self, x, t):
-        out, _, sigma = self._call(x, t)
-        if self.prediction == "score":
-            return out
-        alpha = self.process.alpha_sigma(batch_time(t, x))[0]
-        if self.prediction == "eps":
-            eps = out
-        elif self.prediction == "x0":
-            eps = x0_to_eps(out, x, alpha, sigma)
-        else:
-            eps = v_to_eps(out, x, alpha, sigma)
-        return eps_to_score(eps, sigma)
-
-
-def wrap_model(fn: Callable, prediction: str, process) -> Denoiser:
-    """Wrap a network ``fn(x, t)`` predicting ``prediction`` for a process (see ``Denoiser``)."""
-    return Denoiser(process=process, fn=fn, prediction=prediction)
+        return self._as(("score",), x, t)[0]
 
 
 def cfg_combine(cond, uncond, guidance_scale):
@@ -161,5 +163,5 @@ def cfg_combine(cond, uncond, guidance_scale):
 
 __all__ = [
     "PREDICTIONS", "eps_to_x0", "x0_to_eps", "eps_x0_to_v", "v_to_eps", "v_to_x0",
-    "eps_to_score", "score_to_eps", "Denoiser", "wrap_model", "cfg_combine",
+    "eps_to_score", "score_to_eps", "convert", "Denoiser", "cfg_combine",
 ]

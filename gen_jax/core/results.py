@@ -1,14 +1,27 @@
-"""Result types shared by every sampler and likelihood: one structure per kind of result."""
-from typing import Any, NamedTuple
+"""Result types shared by the likelihoods and samplers.
 
+Rule for every likelihood in ``gen_jax.core``: ``nll`` is (B,) **nats** per example of the
+quantity the function bounds or computes (for ``pf_ode_bits_per_dim``: the bound on -log P of
+the discrete data, so nll / (D ln 2) is its bits/dim); ``terms`` maps names to per-example (B,)
+(or (B, N)) arrays: the parts of the bound, the times drawn, and diagnostics such as ``nfe`` and
+``solver_ok``. Examples that failed (invalid traced input, a failed solve) have nll = NaN.
+A LikelihoodResult unpacks as ``nll, terms = result``.
+"""
+from __future__ import annotations
 
-class SampleResult(NamedTuple):
-    """samples: (B, ...) array; nfe: model calls per sample (python int or int array)."""
-    samples: Any
-    nfe: Any
+from typing import NamedTuple
+
+import jax
 
 
 class LikelihoodResult(NamedTuple):
-    """nll: (B,) nats per example; terms: dict of named (B,) arrays (components, nfe, flags)."""
-    nll: Any
-    terms: dict
+    nll: jax.Array  # (B,) nats
+    terms: dict  # name -> (B,) arrays
+
+
+class SampleResult(NamedTuple):
+    samples: jax.Array
+    nfe: jax.Array | int
+
+
+__all__ = ["LikelihoodResult", "SampleResult"]

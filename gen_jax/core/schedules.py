@@ -7,6 +7,7 @@ called for step i.
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import NamedTuple
 
@@ -14,14 +15,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax.core.sde import check_time
+from gen_jax.core.checks import check_int
+from gen_jax.core.timeshape import check_time
 
 
 def _check_num_steps(num_steps, minimum=1):
-    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
-        raise ValueError(f"num_steps must be an int, got {type(num_steps).__name__}")
-    if num_steps < minimum:
-        raise ValueError(f"num_steps must be >= {minimum}, got {num_steps}")
+    return check_int(num_steps, "num_steps", minimum)
 
 
 def linear_betas(num_steps: int) -> jax.Array:
@@ -157,13 +156,41 @@ def _vp_chain(process, t):
     return alpha, sigma, -jnp.expm1(jnp.diff(log_abar))
 
 
+class LogSNRSchedule(abc.ABC):
+    """Interface of a variance-preserving noise schedule given by its log-SNR (Kingma et al.
+    2021): alpha^2 = sigmoid(logSNR(t)), sigma^2 = sigmoid(-logSNR(t)), logSNR decreasing in t.
+
+    Subclasses define ``log_snr(t)``; ``dlog_snr_dt`` defaults to forward-mode autodiff of it
+    (override it with a closed form when there is one). t: scalar or (B,) in [0, 1]; results
+    are shaped like t. A schedule can stand in for a process wherever only the marginal is used
+    (``continuous_elbo``, ``discretize_process``); ``sde.LogSNRSDE`` makes it a full process.
+    """
+
+    #: smallest time at which the marginal is non-degenerate (finite logSNR).
+    smallest_time = 0.0
+
+    @abc.abstractmethod
+    def log_snr(self, t):
+        """logSNR(t) = log(alpha^2 / sigma^2), like t."""
+
+    def dlog_snr_dt(self, t):
+        """d logSNR / dt (<= 0), like t."""
+        t = check_time(t)
+        return jax.jvp(self.log_snr, (t,), (jnp.ones_like(t),))[1]
+
+    def alpha_sigma(self, t):
+        """(alpha, sigma), each shaped like t, with x_t = alpha x_0 + sigma eps."""
+        logsnr = self.log_snr(t)
+        return jnp.sqrt(jax.nn.sigmoid(logsnr)), jnp.sqrt(jax.nn.sigmoid(-logsnr))
+
+
 def _static_float(obj, name):
     object.__setattr__(obj, name, float(getattr(obj, name)))
 
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
-class LinearLogSNR:
+class LinearLogSNR(LogSNRSchedule):
     """VDM's fixed schedule (Kingma et al. 2021): logSNR(t) linear from logsnr_max at t=0 to
     logsnr_min at t=1 (VDM's gamma = -logSNR, gamma_min=-13.3, gamma_max=5).
 
@@ -187,11 +214,6 @@ class LinearLogSNR:
         t = check_time(t)
         return jnp.full_like(t, self.logsnr_min - self.logsnr_max)
 
-    def alpha_sigma(self, t):
-        """(alpha, sigma), each shaped like t, with x_t = alpha x_0 + sigma eps."""
-        logsnr = self.log_snr(t)
-        return jnp.sqrt(jax.nn.sigmoid(logsnr)), jnp.sqrt(jax.nn.sigmoid(-logsnr))
-
 
 def karras_sigmas(num_steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
                   rho: float = 7.0) -> jax.Array:
@@ -212,5 +234,5 @@ def karras_sigmas(num_steps: int, sigma_min: float = 0.002, sigma_max: float = 8
 
 __all__ = [
     "linear_betas", "cosine_betas", "DiscreteSchedule", "discrete_schedule",
-    "discretize_process", "LinearLogSNR", "karras_sigmas",
+    "discretize_process", "LogSNRSchedule", "LinearLogSNR", "karras_sigmas",
 ]

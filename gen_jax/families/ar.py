@@ -11,8 +11,9 @@ import math
 import jax.numpy as jnp
 import ml_collections
 
-from gen_jax.core.likelihood import ar_nll, nats_to_bits_per_dim
+from gen_jax.core.likelihood import ar_nll
 from gen_jax.core.results import LikelihoodResult, SampleResult
+from gen_jax.core.units import nats_to_bits_per_dim
 from gen_jax.families.base import (EXACT, Estimator, Family, Sampler, batch_tokens)
 from gen_jax.families.registry import register
 from gen_jax.models.ar import ARTransformer, ar_inputs

@@ -24,16 +24,16 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from gen_jax.core.likelihood import (continuous_elbo, discrete_time_elbo, levels_to_centers,
-                                     nats_to_bits_per_dim, vlb_one_t)
+from gen_jax.core.likelihood import continuous_elbo, discrete_time_elbo, vlb_one_t
 from gen_jax.core.losses import eps_mse_loss, v_mse_loss
 from gen_jax.core.ode_likelihood import pf_ode_bits_per_dim
 from gen_jax.core.param import Denoiser
-from gen_jax.core.results import LikelihoodResult, SampleResult
+from gen_jax.core.results import SampleResult
 from gen_jax.core.samplers import (ddim_sample, ddpm_sample, dpm_solver_pp_sample,
                                    ode_sample_adaptive)
 from gen_jax.core.schedules import LinearLogSNR, discretize_process
 from gen_jax.core.sde import LogSNRSDE
+from gen_jax.core.units import centers_to_levels, levels_to_centers, nats_to_bits_per_dim
 from gen_jax.families.base import (UPPER_BOUND, Estimator, Family, Sampler, choice, positive_float,
                                    positive_int)
 from gen_jax.families.registry import register
@@ -49,12 +49,6 @@ PROBES = ("rademacher", "gaussian")
 def process_of(section) -> LogSNRSDE:
     """The family's VP process from its config section (VDM's fixed linear log-SNR)."""
     return LogSNRSDE(LinearLogSNR(logsnr_max=section.logsnr_max, logsnr_min=section.logsnr_min))
-
-
-def _levels(x, num_levels):
-    """Continuous samples in [-1, 1] -> int32 level of the nearest bin centre (jit-able)."""
-    k = jnp.floor((x + 1.0) * num_levels / 2.0)
-    return jnp.clip(k, 0, num_levels - 1).astype(jnp.int32)
 
 
 class GaussianDiffusionFamily(Family):
@@ -148,9 +142,8 @@ class GaussianDiffusionFamily(Family):
 
     def _elbo(self, view, spec, s):
         def elbo(params, batch, key):
-            total, terms = continuous_elbo(key, self._denoiser(view, s, params), process_of(s),
-                                           batch["image"].astype(jnp.int32), spec.num_levels)
-            return LikelihoodResult(total, terms)
+            return continuous_elbo(key, self._denoiser(view, s, params), process_of(s),
+                                   batch["image"].astype(jnp.int32), spec.num_levels)
         return elbo
 
     def estimators(self, view, spec, config):
@@ -160,25 +153,22 @@ class GaussianDiffusionFamily(Family):
         K = spec.num_levels
 
         def discrete_elbo(params, batch, key):
-            total, terms = discrete_time_elbo(key, self._denoiser(view, s, params), process,
-                                              batch["image"].astype(jnp.int32), K, e.vlb_steps)
-            return LikelihoodResult(total, terms)
+            return discrete_time_elbo(key, self._denoiser(view, s, params), process,
+                                      batch["image"].astype(jnp.int32), K, e.vlb_steps)
 
         chain = discretize_process(process, e.vlb_steps)
 
         def vlb(params, batch, key):
-            total, terms = vlb_one_t(key, self._denoiser(view, s, params), chain,
-                                     batch["image"].astype(jnp.int32), K)
-            return LikelihoodResult(total, terms)
+            return vlb_one_t(key, self._denoiser(view, s, params), chain,
+                             batch["image"].astype(jnp.int32), K)
 
         def pf_ode(tolerance):
             def fn(params, batch, key):
-                bits, nfe = pf_ode_bits_per_dim(
+                return pf_ode_bits_per_dim(
                     key, process, self._denoiser(view, s, params).score,
                     batch["image"].astype(jnp.int32), K, divergence="hutchinson",
                     probe=e.ode_probe, rtol=tolerance, atol=tolerance, t_min=e.ode_t_min,
                     dequantization="forward")
-                return LikelihoodResult(bits * spec.num_dims * jnp.log(2.0), dict(nfe=nfe))
             return fn
 
         ode_name = f"PF-ODE NLL (rtol=atol={e.ode_tolerance:g})"
@@ -214,7 +204,7 @@ class GaussianDiffusionFamily(Family):
             else:
                 x, nfe = ode_sample_adaptive(key, process, denoiser.score, full, rtol=setting,
                                              atol=setting)
-            return SampleResult(_levels(x, K), nfe)
+            return SampleResult(centers_to_levels(x, K), nfe)
 
         label = f"rtol=atol={setting:g}" if name == "adaptive ODE" else f"{setting} steps"
         return Sampler(name, label, sample)

@@ -14,9 +14,9 @@ import math
 import jax
 import ml_collections
 
-from gen_jax.core.likelihood import nats_to_bits_per_dim
 from gen_jax.core.masked import MaskingSchedule, masked_ancestral_sample, masked_elbo
-from gen_jax.core.results import LikelihoodResult, SampleResult
+from gen_jax.core.results import SampleResult
+from gen_jax.core.units import nats_to_bits_per_dim
 from gen_jax.families.base import UPPER_BOUND, Estimator, Family, Sampler, batch_tokens, choice
 from gen_jax.families.registry import register
 from gen_jax.models.masked import MaskedTransformer
@@ -59,9 +59,8 @@ class MaskedDiffusionFamily(Family):
         schedule = MaskingSchedule(kind=self.section(config).schedule)
 
         def elbo(params, batch, key):
-            out = masked_elbo(key, lambda x_t, t: view.apply(params, x_t, t), batch_tokens(batch),
-                              schedule, spec.num_levels, num_steps=num_steps)
-            return LikelihoodResult(out["nll"], {k: v for k, v in out.items() if k != "nll"})
+            return masked_elbo(key, lambda x_t, t: view.apply(params, x_t, t), batch_tokens(batch),
+                               schedule, spec.num_levels, num_steps=num_steps)
         return elbo
 
     def loss(self, view, spec, config):

@@ -12,6 +12,7 @@ vocabulary is V. Class-conditional AR models use the backbone's label embedding 
 import jax.numpy as jnp
 from flax import nnx
 
+from gen_jax.core.checks import ids_in_range, nan_where_invalid
 from gen_jax.models.matmul import Linear
 from gen_jax.models.transformer import Transformer, TransformerConfig
 from gen_jax.models.validation import check_token_shape
@@ -46,17 +47,22 @@ class ARTransformer(nnx.Module):
                            param_dtype=config.param_dtype, rngs=rngs)
 
     def __call__(self, tokens, label=None):
-        """tokens (B, L) int in {0..V} -> logits (B, L, V) float32; logits[:, i] predict token i+1."""
+        """tokens (B, L) int in {0..V} -> logits (B, L, V) float32; logits[:, i] predict token i+1.
+
+        Concrete ids outside {0..V} raise ValueError; traced ones give NaN logits for their example."""
         check_token_shape(tokens, self.config.max_len)
+        valid = ids_in_range(tokens, self.vocab_size + 1, "tokens")
         h = self.backbone(self.token_embed(tokens), label=label)
-        return self.head(h).astype(jnp.float32)
+        return nan_where_invalid(self.head(h).astype(jnp.float32), valid)
 
     def init_cache(self, batch, length):
         """Empty KV cache (tuple of per-layer KVCache) for sequences up to `length` tokens."""
         return self.backbone.init_cache(batch, length)
 
     def decode(self, tokens, cache, positions, label=None):
-        """Cached forward of a chunk: tokens, positions (B, L) -> (logits (B, L, V) f32, cache)."""
+        """Cached forward of a chunk: tokens, positions (B, L) -> (logits (B, L, V) f32, cache).
+        Token ids as in ``__call__``."""
         check_token_shape(tokens, self.config.max_len)
+        valid = ids_in_range(tokens, self.vocab_size + 1, "tokens")
         h, cache = self.backbone.decode(self.token_embed(tokens), cache, positions, label=label)
-        return self.head(h).astype(jnp.float32), cache
+        return nan_where_invalid(self.head(h).astype(jnp.float32), valid), cache

@@ -9,6 +9,7 @@ given t is ignored, so losses and samplers can always pass it.
 import jax.numpy as jnp
 from flax import nnx
 
+from gen_jax.core.checks import ids_in_range, nan_where_invalid
 from gen_jax.models.matmul import Linear
 from gen_jax.models.transformer import Transformer, TransformerConfig
 from gen_jax.models.validation import check_token_shape
@@ -34,9 +35,12 @@ class MaskedTransformer(nnx.Module):
                            param_dtype=config.param_dtype, rngs=rngs)
 
     def __call__(self, tokens, t=None, label=None):
-        """tokens (B, L) int (mask_id = vocab_size), t (B,)/scalar/None -> logits (B, L, V) f32."""
+        """tokens (B, L) int (mask_id = vocab_size), t (B,)/scalar/None -> logits (B, L, V) f32.
+
+        Concrete ids outside {0..V} raise ValueError; traced ones give NaN logits for their example."""
         check_token_shape(tokens, self.config.max_len)
+        valid = ids_in_range(tokens, self.vocab_size + 1, "tokens")
         if not self.config.time_conditioning:
             t = None
         h = self.backbone(self.token_embed(tokens), t=t, label=label)
-        return self.head(h).astype(jnp.float32)
+        return nan_where_invalid(self.head(h).astype(jnp.float32), valid)

@@ -1,9 +1,10 @@
 """Input checks shared by the models.
 
-Everything here looks only at static information (shapes, dtypes, Python numbers), so it runs
-at trace time and the models stay jit-able. Token *values* cannot be checked under jit: call
-`check_tokens` eagerly (e.g. once on a data batch) when you want that guarantee. Out-of-range
-ids inside jit are not detected (embedding lookups clamp them).
+Shape, dtype and Python-number checks run at trace time, so the models stay jit-able. Token
+*values* follow the failure policy of `gen_jax.core` (`gen_jax.core.checks.ids_in_range`):
+the models raise ValueError for concrete out-of-range ids and, inside jit, set the logits of the
+affected examples to NaN (an embedding lookup would otherwise wrap negative ids silently).
+`check_tokens` is the eager check of a data batch.
 """
 import jax.numpy as jnp
 import numpy as np
@@ -50,3 +51,4 @@ def check_tokens(tokens, vocab_size, name="tokens"):
     if values.size and (values.min() < 0 or values.max() >= vocab_size):
         raise ValueError(f"{name} ids must lie in [0, {vocab_size - 1}], "
                          f"got min {values.min()} and max {values.max()}")
+

@@ -17,7 +17,7 @@ from typing import Iterable, Optional
 import jax
 from tqdm import tqdm
 
-from gen_jax.core.likelihood import nats_to_bits_per_dim
+from gen_jax.core.units import nats_to_bits_per_dim
 from gen_jax.train import sharding as sharding_lib
 from gen_jax.train.checkpoint import Checkpointer
 from gen_jax.train.components import Components
