@@ -74,7 +74,7 @@ def gaussian_sampler(name: str, apply_fn, params, process, prediction, shape, se
         if name == "DPM-Solver++(2M)":
             return dpm_solver_pp_sample(key, denoiser, process, full, setting)
         if name == "adaptive ODE":
-            return ode_sample_adaptive(key, process, denoiser.score, full, rtol=setting,
+            return ode_sample_adaptive(key, denoiser.score, process, full, rtol=setting,
                                        atol=setting)
         raise ValueError(f"sampler must be one of {DIFFUSION_SAMPLERS}, got {name!r}")
 

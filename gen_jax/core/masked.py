@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax.core.categorical import sample_categorical
+from gen_jax.core.results import SampleResult
 
 _SCHEDULE_KINDS = ("linear", "cosine", "poly")
 
@@ -226,9 +227,10 @@ def masked_ancestral_sample(key, logits_fn, batch, length, schedule, num_steps, 
         key: PRNG key. logits_fn: (x_t (B, L) int, t (B,)) -> logits (B, L, V).
         batch, length: python ints, the output shape. schedule: MaskingSchedule.
         num_steps: python int T >= 1 (model calls). mask_id: absorbing id (>= V).
-        temperature, top_k, top_p: passed to ``sample_categorical``.
+        temperature, top_k, top_p: passed to ``sample_categorical`` (temperature 0: greedy
+            argmax draws; negative: ValueError).
     Returns:
-        (batch, length) int32 tokens in [0, V).
+        SampleResult(samples (batch, length) int32 tokens in [0, V), nfe = num_steps).
     """
     _check_schedule(schedule)
     for name, value in (("batch", batch), ("length", length), ("num_steps", num_steps)):
@@ -248,4 +250,4 @@ def masked_ancestral_sample(key, logits_fn, batch, length, schedule, num_steps, 
         return jnp.where(unmask, x0, x), None
 
     x, _ = jax.lax.scan(step_fn, x_init, jnp.arange(num_steps, 0, -1, dtype=jnp.int32))
-    return x
+    return SampleResult(x, num_steps)

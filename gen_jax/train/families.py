@@ -52,7 +52,7 @@ def _sampler(family, graphdef, rest, spec, config):
         def sample(params, key, num):
             model = nnx.merge(graphdef, params, rest)
             prompt = jnp.full((num, 1), model.bos_id, jnp.int32)
-            return generate(model, key, prompt, length)[:, 1:].reshape((num,) + shape)
+            return generate(model, key, prompt, length).samples[:, 1:].reshape((num,) + shape)
         return sample
     if family == "masked":
         schedule = MaskingSchedule(kind=config.objective.masked_schedule)
@@ -60,7 +60,7 @@ def _sampler(family, graphdef, rest, spec, config):
         @functools.partial(jax.jit, static_argnums=2)
         def tokens(params, key, num):
             fn = lambda x, t: nnx.merge(graphdef, params, rest)(x, t)  # noqa: E731
-            return masked_ancestral_sample(key, fn, num, length, schedule, num_steps, K)
+            return masked_ancestral_sample(key, fn, num, length, schedule, num_steps, K).samples
 
         return lambda params, key, num: tokens(params, key, num).reshape((num,) + shape)
     process = gaussian_process(config.objective.logsnr_min, config.objective.logsnr_max)

@@ -57,6 +57,12 @@ def x0_only(fn, prediction, x, t, alpha, sigma):
     return eps_and_x0(fn, prediction, x, t, alpha, sigma)[1]
 
 
-def checked_score(score_fn, x, t):
-    """score_fn(x, t) with the output-shape check."""
-    return call_checked(score_fn, x, t)
+def resolve_score(model):
+    """score_fn(x, t) from a Denoiser (its ``score``, under the Denoiser's own process) or a
+    plain callable that already returns the score."""
+    if isinstance(model, param.Denoiser):
+        return model.score
+    if not callable(model):
+        raise ValueError(
+            f"model must be a Denoiser or a callable score_fn(x, t), got {type(model).__name__}")
+    return model

@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from gen_jax.core.results import SampleResult
 from gen_jax.core.samplers._checks import check_init, check_shape
 from gen_jax.core.samplers._predict import call_checked
 from gen_jax.core.samplers.log_snr_time import time_at_log_snr
@@ -27,8 +28,8 @@ def edm_heun_sample(key, denoise_fn, shape, num_steps, sigma_min=0.002, sigma_ma
 
     denoise_fn(x (B, ...), sigma (B,)) -> D like x: a denoiser in the EDM/VE parameterization;
     for a network trained on another process use ``edm_denoiser``. x_T = sigma_max z (or
-    x_init, already at scale sigma_max). num_steps >= 2.
-    Returns (samples like shape, NFE = 2 num_steps - 1).
+    x_init, already at scale sigma_max). num_steps >= 2. No process argument: EDM's process is
+    fixed (x = x_0 + sigma n). Returns SampleResult(samples like shape, nfe = 2 num_steps - 1).
     """
     shape = check_shape(shape)
     check_init(x_init, shape)
@@ -43,12 +44,12 @@ def edm_heun_sample(key, denoise_fn, shape, num_steps, sigma_min=0.002, sigma_ma
     def heun(x, i):
         d = slope(x, sigmas[i])
         dsigma = sigmas[i + 1] - sigmas[i]
-        x_euler = x + dsigma * d
-        return x + 0.5 * dsigma * (d + slope(x_euler, sigmas[i + 1])), None
+        x_euler = (x + dsigma * d).astype(x.dtype)
+        return (x + 0.5 * dsigma * (d + slope(x_euler, sigmas[i + 1]))).astype(x.dtype), None
 
     x, _ = jax.lax.scan(heun, x, jnp.arange(num_steps - 1))
-    x = x + (sigmas[num_steps] - sigmas[num_steps - 1]) * slope(x, sigmas[num_steps - 1])
-    return x, 2 * num_steps - 1
+    last = x + (sigmas[num_steps] - sigmas[num_steps - 1]) * slope(x, sigmas[num_steps - 1])
+    return SampleResult(last.astype(x.dtype), 2 * num_steps - 1)
 
 
 def edm_denoiser(x0_fn, process):
