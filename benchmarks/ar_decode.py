@@ -62,7 +62,7 @@ def main():
         model = ARTransformer(cfg, 256, rngs=nnx.Rngs(0))
         prompt = jnp.full((args.batch, 1), model.bos_id, jnp.int32)
         key = jax.random.key(0)
-        cached = median_time(lambda: generate(model, key, prompt, n), args.repeats)
+        cached = median_time(lambda: generate(model, key, prompt, n).samples, args.repeats)
         steps = n if args.naive_steps <= 0 else min(n, args.naive_steps)
         buffer = jnp.pad(prompt, ((0, 0), (0, n)))
         naive_fn = naive_decoder(model, n + 1, steps)

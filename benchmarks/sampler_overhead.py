@@ -89,17 +89,17 @@ def main():
         "ddpm": lambda k: S.ddpm_sample(k, eps_fn, schedule, shape, prediction="eps"),
         "ddim (eta=0)": lambda k: S.ddim_sample(k, eps_fn, schedule, shape, n, prediction="eps"),
         "ddim (eta=1)": lambda k: S.ddim_sample(k, eps_fn, schedule, shape, n, eta=1.0, prediction="eps"),
-        "euler_maruyama": lambda k: S.euler_maruyama_sample(k, vp, score_fn, shape, n, denoise=False),
-        "pc (1 corrector)": lambda k: S.pc_sample(k, vp, score_fn, shape, n, denoise=False),
-        "ode euler": lambda k: S.ode_sample(k, vp, score_fn, shape, n),
-        "ode heun": lambda k: S.ode_sample(k, vp, score_fn, shape, n, method="heun"),
+        "euler_maruyama": lambda k: S.euler_maruyama_sample(k, score_fn, vp, shape, n, denoise=False),
+        "pc (1 corrector)": lambda k: S.pc_sample(k, score_fn, vp, shape, n, denoise=False),
+        "ode euler": lambda k: S.ode_sample(k, score_fn, vp, shape, n),
+        "ode heun": lambda k: S.ode_sample(k, score_fn, vp, shape, n, method="heun"),
         "dpm_solver_pp (2M)": lambda k: S.dpm_solver_pp_sample(k, eps_fn, vp, shape, n, prediction="eps"),
         "edm_heun (EDM-form D)": lambda k: S.edm_heun_sample(k, edm_fn, shape, n),
         "edm_heun (VP adapter)": lambda k: S.edm_heun_sample(
             k, S.edm_denoiser(param.Denoiser(vp, fn=eps_fn, prediction="eps").x0, vp), shape, n,
             sigma_max=80.0),
         "ode adaptive (dopri5, 1e-3)": lambda k: S.ode_sample_adaptive(
-            k, vp, score_fn, shape, rtol=1e-3, atol=1e-3),
+            k, score_fn, vp, shape, rtol=1e-3, atol=1e-3),
     }
     key = jax.random.key(1, impl=args.key_impl)
     x = jax.random.normal(key, shape)
@@ -108,9 +108,9 @@ def main():
     print(f"{'sampler':30s} {'NFE':>5s} {'sampler ms':>11s} {'model-only ms':>14s} {'ratio':>7s}")
     for name, sample in samplers.items():
         sample = jax.jit(sample)
-        nfe = int(sample(key)[1])
+        nfe = int(sample(key).nfe)
         sampler_s, peer_s, ratio = paired_timings(
-            lambda k: sample(k)[0], key, model_only(params, nfe), x, args.repeats)
+            lambda k: sample(k).samples, key, model_only(params, nfe), x, args.repeats)
         print(f"{name:30s} {nfe:5d} {1e3 * sampler_s:11.2f} {1e3 * peer_s:14.2f} {ratio:7.3f}")
 
 if __name__ == "__main__":

@@ -99,8 +99,23 @@ def test_greedy_and_no_op_settings():
     np.testing.assert_allclose(np.asarray(truncate_logits(logits, top_k=50)), np.asarray(logits))
 
 
+def test_temperature_zero_is_greedy():
+    """T -> 0 limit of softmax(logits / T): the argmax, ties drawn uniformly; traced 0 too."""
+    rng = np.random.default_rng(2)
+    logits = jnp.asarray(rng.normal(size=(64, 11)), jnp.float32)
+    argmax = np.argmax(np.asarray(logits), axis=-1)
+    for temperature in (0.0, 0):
+        greedy = sample_categorical(jax.random.key(0), logits, temperature=temperature)
+        np.testing.assert_array_equal(np.asarray(greedy), argmax)
+    traced = jax.jit(lambda k, l, t: sample_categorical(k, l, temperature=t, top_p=0.5))
+    np.testing.assert_array_equal(np.asarray(traced(jax.random.key(1), logits, 0.0)), argmax)
+    ties = jnp.tile(jnp.array([[1.0, 3.0, 3.0, -2.0]]), (4000, 1))
+    draws = np.asarray(sample_categorical(jax.random.key(2), ties, temperature=0.0))
+    assert set(np.unique(draws)) == {1, 2}
+    assert abs(np.mean(draws == 1) - 0.5) < 5 * 0.5 / np.sqrt(4000)
+
+
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(temperature=0.0), "temperature"),
     (dict(temperature=-1.0), "temperature"),
     (dict(top_k=0), "top_k"),
     (dict(top_k=2.5), "top_k"),

@@ -21,7 +21,7 @@ from gen_jax.core.param import Denoiser
 from gen_jax.core.schedules import LinearLogSNR, cosine_betas, discretize_process, linear_betas
 from gen_jax.core.sde import VESDE, VPSDE, LogSNRSDE, SubVPSDE
 from gen_jax.data import from_centers, to_centers
-from gen_jax.models import build_model
+from gen_jax.families import build_model
 from tests.model_init import rngs
 
 K = 4

@@ -286,7 +286,9 @@ def test_sampler_matches_exact_chain_distribution(num_steps):
     sample = jax.jit(functools.partial(
         masked_ancestral_sample, logits_fn=exact_logits_fn, batch=NUM_SAMPLES, length=L,
         schedule=MaskingSchedule("linear"), num_steps=num_steps, mask_id=MASK))
-    tokens = np.asarray(sample(jax.random.key(num_steps)))
+    tokens, nfe = sample(jax.random.key(num_steps))
+    tokens = np.asarray(tokens)
+    assert nfe == num_steps
     assert tokens.dtype == np.int32 and np.all((tokens >= 0) & (tokens < V))
     counts = np.bincount(tokens @ (V ** np.arange(L - 1, -1, -1)), minlength=V**L)
     expected = reference_sampler_distribution(num_steps)
@@ -301,7 +303,7 @@ def test_sampler_greedy_truncation_is_passed_through():
     sample = jax.jit(functools.partial(
         masked_ancestral_sample, logits_fn=exact_logits_fn, batch=5, length=L,
         schedule=MaskingSchedule("linear"), num_steps=1, mask_id=MASK, top_k=1))
-    tokens = sample(jax.random.key(0))
+    tokens = sample(jax.random.key(0)).samples
     argmax = np.argmax(np_marginals((-1,) * L), axis=1)
     np.testing.assert_array_equal(np.asarray(tokens), np.tile(argmax, (5, 1)))
 

@@ -44,8 +44,9 @@ def test_cached_logits_match_full_recompute_ragged(model):
     batch, prompt_len, new = 3, 5, 9
     prompt = jax.random.randint(jax.random.key(1), (batch, prompt_len), 0, VOCAB)
     lengths = jnp.array([5, 1, 3])
-    tokens, logits = generate(model, jax.random.key(2), prompt, new, prompt_lengths=lengths,
-                              return_logits=True)
+    (tokens, nfe), logits = generate(model, jax.random.key(2), prompt, new, prompt_lengths=lengths,
+                                     return_logits=True)
+    assert nfe == new
     assert tokens.shape == (batch, prompt_len + new) and logits.shape == (batch, new, VOCAB)
     full = full_logits(model, tokens)
     for b in range(batch):
@@ -59,9 +60,12 @@ def test_greedy_is_argmax_of_full_recompute(fixed_model):
     cfg = TransformerConfig(num_layers=2, num_heads=2, d_model=32, max_len=24)
     model = ARTransformer(cfg, VOCAB, rngs=rngs(5))
     prompt = jnp.array([[model.bos_id], [3]])
-    tokens = generate(model, jax.random.key(0), prompt, 10, top_k=1)
+    tokens = generate(model, jax.random.key(0), prompt, 10, top_k=1).samples
     full = full_logits(model, tokens)
     np.testing.assert_array_equal(np.asarray(tokens[:, 1:]), full[:, :-1].argmax(-1))
+    for temperature in (0.0, jnp.float32(0.0)):  # temperature 0 is greedy too (traced or not)
+        greedy = generate(model, jax.random.key(1), prompt, 10, temperature=temperature).samples
+        np.testing.assert_array_equal(np.asarray(greedy), np.asarray(tokens))
 
 
 def _truncated_probs(temperature, top_k, top_p):
@@ -87,7 +91,7 @@ def test_sampling_distribution(fixed_model, temperature, top_k, top_p):
     batch, new = 64, 32
     prompt = jnp.full((batch, 1), fixed_model.bos_id)
     tokens = generate(fixed_model, jax.random.key(42), prompt, new, temperature=temperature,
-                      top_k=top_k, top_p=top_p)
+                      top_k=top_k, top_p=top_p).samples
     counts = np.bincount(np.asarray(tokens[:, 1:]).ravel(), minlength=VOCAB)
     probs = _truncated_probs(temperature, top_k, top_p)
     assert counts[probs == 0].sum() == 0, "sampled a token outside the truncation"
@@ -101,7 +105,7 @@ def test_eos_then_padding(fixed_model):
     eos, pad = 2, 7  # eos has probability ~0.14 per step
     prompt = jnp.full((16, 1), fixed_model.bos_id)
     tokens = np.asarray(generate(fixed_model, jax.random.key(3), prompt, 30, eos_id=eos,
-                                 pad_id=pad))[:, 1:]
+                                 pad_id=pad).samples)[:, 1:]
     finished = 0
     for row in tokens:
         hits = np.flatnonzero(row == eos)
@@ -121,6 +125,8 @@ def test_bad_arguments(fixed_model):
         generate(fixed_model, jax.random.key(0), prompt, 2, prompt_lengths=jnp.array([1, 2, 3]))
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate(fixed_model, jax.random.key(0), prompt, 0)
+    with pytest.raises(ValueError, match="temperature"):
+        generate(fixed_model, jax.random.key(0), prompt, 2, temperature=-0.5)
     with pytest.raises(ValueError, match="causal"):
         cfg = TransformerConfig(num_layers=1, num_heads=2, d_model=16, causal=False)
         ARTransformer(cfg, VOCAB, rngs=rngs(0))

@@ -111,20 +111,20 @@ def test_ddim_matches_data_moments(schedule):
 
 @pytest.mark.parametrize("process", [VP, VE], ids=["vp", "ve"])
 def test_euler_maruyama_matches_data_moments(process):
-    x, nfe = jax.jit(lambda k: S.euler_maruyama_sample(k, process, score_of(process), SHAPE, 500))(KEY)
+    x, nfe = jax.jit(lambda k: S.euler_maruyama_sample(k, score_of(process), process, SHAPE, 500))(KEY)
     assert nfe == 501
     assert_moments(x, bias=0.01)
 
 
 def test_pc_matches_data_moments():
-    x, nfe = jax.jit(lambda k: S.pc_sample(k, VE, score_of(VE), SHAPE, 200, snr=0.16))(KEY)
+    x, nfe = jax.jit(lambda k: S.pc_sample(k, score_of(VE), VE, SHAPE, 200, snr=0.16))(KEY)
     assert nfe == 200 * 2 + 1
     assert_moments(x, bias=0.1)
 
 
 @pytest.mark.parametrize("method, steps, nfe, bias", [("euler", 500, 501, 0.015), ("heun", 100, 201, 0.01)])
 def test_ode_fixed_matches_data_moments(method, steps, nfe, bias):
-    x, n = jax.jit(lambda k: S.ode_sample(k, VP, score_of(VP), SHAPE, steps, method=method,
+    x, n = jax.jit(lambda k: S.ode_sample(k, score_of(VP), VP, SHAPE, steps, method=method,
                                           denoise=True))(KEY)
     assert n == nfe
     assert_moments(x, bias=bias)
@@ -159,7 +159,7 @@ def flow_setup():
     x_T = jax.random.normal(jax.random.PRNGKey(7), (256, D))
     exact_t_min = exact_flow(x_T, T_MIN)
     adaptive, nfe = jax.jit(lambda x: S.ode_sample_adaptive(
-        KEY, VP, score_of(VP), x.shape, rtol=1e-6, atol=1e-6, x_init=x))(x_T)
+        KEY, score_of(VP), VP, x.shape, rtol=1e-6, atol=1e-6, x_init=x))(x_T)
     return x_T, exact_t_min, np.asarray(adaptive, np.float64), int(nfe)
 
 
@@ -182,13 +182,13 @@ def test_adaptive_ode_reports_its_function_evaluations():
 
     for solver in ("dopri5", "tsit5"):
         count.clear()
-        _, nfe = jax.jit(lambda k: S.ode_sample_adaptive(k, VP, counted_score, (16, D), rtol=1e-3,
+        _, nfe = jax.jit(lambda k: S.ode_sample_adaptive(k, counted_score, VP, (16, D), rtol=1e-3,
                                                          atol=1e-3, solver=solver, denoise=True))(KEY)
         assert int(nfe) == len(count), solver
 
 
 def test_adaptive_ode_failure_gives_nan():
-    x, _ = jax.jit(lambda k: S.ode_sample_adaptive(k, VP, score_of(VP), (4, D), max_steps=2))(KEY)
+    x, _ = jax.jit(lambda k: S.ode_sample_adaptive(k, score_of(VP), VP, (4, D), max_steps=2))(KEY)
     assert np.all(np.isnan(np.asarray(x)))
 
 
@@ -239,6 +239,19 @@ def test_clip_x0_bounds_the_final_samples():
         assert np.all(np.abs(x) <= 0.5 + 1e-6) and np.mean(np.abs(x) > 0.499) > 0.2
 
 
+def test_score_samplers_accept_a_denoiser():
+    """A Denoiser in the model slot is used through its score: an eps-network wrapped for VP gives
+    the same samples as the closed-form score (score = -eps / sigma)."""
+    x_T = jax.random.normal(jax.random.PRNGKey(13), (64, D))
+    denoiser = param.Denoiser(VP, fn=eps_vp, prediction="eps")
+    for sample in (lambda m, x: S.ode_sample(KEY, m, VP, x.shape, 20, method="heun", x_init=x),
+                   lambda m, x: S.euler_maruyama_sample(KEY, m, VP, x.shape, 20, x_init=x)):
+        via_denoiser = jax.jit(lambda x: sample(denoiser, x))(x_T)
+        via_score = jax.jit(lambda x: sample(score_of(VP), x))(x_T)
+        assert via_denoiser.nfe == via_score.nfe
+        np.testing.assert_allclose(via_denoiser.samples, via_score.samples, rtol=1e-4, atol=1e-4)
+
+
 def test_guided_gaussians_combine_their_means():
     """Equal-variance Gaussians: uncond + w (cond - uncond) of their eps is the eps of the
     Gaussian whose mean is uncond_mean + w (cond_mean - uncond_mean), at every t."""
@@ -271,16 +284,16 @@ def test_invalid_inputs_raise_value_errors(schedule):
         lambda: S.ddpm_sample(KEY, eps_vp, schedule, (4, D), prediction="eps", variance="tiny"),
         lambda: S.ddpm_sample(KEY, param.Denoiser(VP, fn=wrong_shape, prediction="eps"), schedule, (4, D)),
         lambda: S.ddpm_sample(KEY, param.Denoiser(VP, fn=eps_vp, prediction="eps"), schedule, (4, D), prediction="x0"),
-        lambda: S.euler_maruyama_sample(KEY, VP, score_of(VP), (4, D), 0),
-        lambda: S.euler_maruyama_sample(KEY, VP, wrong_shape, (4, D), 5),
-        lambda: S.euler_maruyama_sample(KEY, VP, score_of(VP), (4, D), 5, t_min=0.0),
-        lambda: S.euler_maruyama_sample(KEY, VP, score_of(VP), (4, D), 5, x_init=jnp.zeros((3, D))),
-        lambda: S.pc_sample(KEY, VP, score_of(VP), (4, D), 5, snr=0.0),
-        lambda: S.pc_sample(KEY, VP, score_of(VP), (4, D), 5, n_corrector=-1),
-        lambda: S.ode_sample(KEY, VP, score_of(VP), (4, D), 5, method="rk4"),
-        lambda: S.ode_sample(KEY, VP, score_of(VP), (4, D), 0),
-        lambda: S.ode_sample_adaptive(KEY, VP, score_of(VP), (4, D), solver="euler"),
-        lambda: S.ode_sample_adaptive(KEY, VP, score_of(VP), (4, D), rtol=0.0),
+        lambda: S.euler_maruyama_sample(KEY, score_of(VP), VP, (4, D), 0),
+        lambda: S.euler_maruyama_sample(KEY, wrong_shape, VP, (4, D), 5),
+        lambda: S.euler_maruyama_sample(KEY, score_of(VP), VP, (4, D), 5, t_min=0.0),
+        lambda: S.euler_maruyama_sample(KEY, score_of(VP), VP, (4, D), 5, x_init=jnp.zeros((3, D))),
+        lambda: S.pc_sample(KEY, score_of(VP), VP, (4, D), 5, snr=0.0),
+        lambda: S.pc_sample(KEY, score_of(VP), VP, (4, D), 5, n_corrector=-1),
+        lambda: S.ode_sample(KEY, score_of(VP), VP, (4, D), 5, method="rk4"),
+        lambda: S.ode_sample(KEY, score_of(VP), VP, (4, D), 0),
+        lambda: S.ode_sample_adaptive(KEY, score_of(VP), VP, (4, D), solver="euler"),
+        lambda: S.ode_sample_adaptive(KEY, score_of(VP), VP, (4, D), rtol=0.0),
         lambda: S.dpm_solver_pp_sample(KEY, eps_vp, VP, (4, D), 0, prediction="eps"),
         lambda: S.dpm_solver_pp_sample(KEY, eps_vp, VP, (4, D), 5, order=3, prediction="eps"),
         lambda: S.edm_heun_sample(KEY, edm_closed_form, (4, D), 1),

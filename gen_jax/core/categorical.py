@@ -7,7 +7,8 @@ Order of operations (the usual convention): divide by ``temperature``, keep the 
 logits, then keep the nucleus of the renormalised top-k distribution (Holtzman et al. 2020,
 "The Curious Case of Neural Text Degeneration"). Excluded entries become ``-inf``, so
 ``softmax(truncate_logits(...))`` is the truncated, renormalised distribution. Greedy decoding is
-``top_k=1``.
+``temperature=0`` (the T -> 0 limit of softmax(logits / T): only the largest logits are kept,
+ties drawn uniformly) or ``top_k=1``.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ import jax.numpy as jnp
 def _check_truncation_args(logits, temperature, top_k, top_p):
     if jnp.ndim(logits) < 1:
         raise ValueError(f"logits must have a vocabulary axis, got shape {jnp.shape(logits)}")
-    if isinstance(temperature, numbers.Real) and not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if isinstance(temperature, numbers.Real) and not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
     if top_k is not None and (
             isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
         raise ValueError(f"top_k must be None or a python int >= 1, got {top_k!r}")
@@ -34,21 +35,27 @@ def truncate_logits(logits, temperature=1.0, top_k=None, top_p=None):
 
     Args:
         logits: (..., V) unnormalised log-probabilities.
-        temperature: > 0; python float (validated) or a traced scalar (not validated).
+        temperature: >= 0; python float (validated) or a traced scalar (not validated). 0 is
+            greedy: the largest logits become 0, every other entry -inf.
         top_k: None or a static python int >= 1 (values >= V keep everything). Entries tied with the
             k-th largest logit are all kept.
         top_p: None, or the nucleus mass in (0, 1] (python float, validated, or a traced scalar).
             Keeps the smallest set of most-probable tokens whose probability is >= top_p; the most
             probable token is always kept. Tokens tied with the least probable kept one are kept too.
     Returns:
-        (..., V) float logits: ``logits / temperature`` on kept entries, ``-inf`` elsewhere.
+        (..., V) float logits: ``logits / temperature`` on kept entries (0 when temperature is
+        0), ``-inf`` elsewhere.
     """
     _check_truncation_args(logits, temperature, top_k, top_p)
     logits = jnp.asarray(logits)
     if not jnp.issubdtype(logits.dtype, jnp.floating):
         logits = logits.astype(jnp.float32)
-    logits = logits / jnp.asarray(temperature, logits.dtype)
     neg_inf = jnp.asarray(-jnp.inf, logits.dtype)
+    temperature = jnp.asarray(temperature, logits.dtype)
+    greedy = temperature == 0
+    scaled = logits / jnp.where(greedy, 1.0, temperature)
+    argmax_only = jnp.where(logits < jnp.max(logits, axis=-1, keepdims=True), neg_inf, 0.0)
+    logits = jnp.where(greedy, argmax_only, scaled)
     vocab = logits.shape[-1]
     if top_k is not None and top_k < vocab:
         kth_largest = jax.lax.top_k(logits, top_k)[0][..., -1:]
@@ -71,7 +78,8 @@ def sample_categorical(key, logits, temperature=1.0, top_k=None, top_p=None):
     Args:
         key: a ``jax.random`` key.
         logits: (..., V) unnormalised log-probabilities.
-        temperature, top_k, top_p: see ``truncate_logits``; ``top_k=1`` is greedy decoding.
+        temperature, top_k, top_p: see ``truncate_logits``; ``temperature=0`` is greedy decoding
+            (ties drawn uniformly), as is ``top_k=1``.
     Returns:
         (...) int32 token ids in [0, V).
     """

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from gen_jax.core.categorical import sample_categorical
 from gen_jax.core.checks import check_int, ids_in_range, nan_where_invalid
-from gen_jax.core.results import LikelihoodResult
+from gen_jax.core.results import LikelihoodResult, SampleResult
 from gen_jax.core.timeshape import check_time
 
 _SCHEDULE_KINDS = ("linear", "cosine", "poly")
@@ -232,9 +232,10 @@ def masked_ancestral_sample(key, logits_fn, batch, length, schedule, num_steps, 
         key: PRNG key. logits_fn: (x_t (B, L) int, t (B,)) -> logits (B, L, V).
         batch, length: python ints, the output shape. schedule: MaskingSchedule.
         num_steps: python int T >= 1 (model calls). mask_id: absorbing id (>= V).
-        temperature, top_k, top_p: passed to ``sample_categorical``.
+        temperature, top_k, top_p: passed to ``sample_categorical`` (temperature 0: greedy
+            argmax draws; negative: ValueError).
     Returns:
-        (batch, length) int32 tokens in [0, V).
+        SampleResult(samples (batch, length) int32 tokens in [0, V), nfe = num_steps).
     """
     _check_schedule(schedule)
     batch, length, num_steps = (check_int(value, name) for name, value in
@@ -253,4 +254,4 @@ def masked_ancestral_sample(key, logits_fn, batch, length, schedule, num_steps, 
         return jnp.where(unmask, x0, x), None
 
     x, _ = jax.lax.scan(step_fn, x_init, jnp.arange(num_steps, 0, -1, dtype=jnp.int32))
-    return x
+    return SampleResult(x, num_steps)

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from gen_jax.core.checks import check_int
 from gen_jax.core.schedules import LogSNRSchedule
-from gen_jax.core.timeshape import batch_time, check_time, expand_like  # noqa: F401 (re-export for samplers)
+from gen_jax.core.timeshape import batch_time, check_time, expand_like
 
 
 def _std_normal_logp(z, scale=1.0):

@@ -68,8 +68,8 @@ class AutoregressiveFamily(Family):
         def sample(params, key, num):
             model = view.module(params)
             prompt = jnp.full((num, 1), model.bos_id, jnp.int32)
-            tokens = generate(model, key, prompt, length, temperature=temperature)
-            return SampleResult(tokens[:, 1:].reshape((num,) + shape), length)
+            tokens, nfe = generate(model, key, prompt, length, temperature=temperature)
+            return SampleResult(tokens[:, 1:].reshape((num,) + shape), nfe)
 
         return Sampler("ancestral", f"KV cache, T={temperature:g}", sample)
 

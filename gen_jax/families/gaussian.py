@@ -202,7 +202,7 @@ class GaussianDiffusionFamily(Family):
             elif name == "DPM-Solver++(2M)":
                 x, nfe = dpm_solver_pp_sample(key, denoiser, process, full, setting)
             else:
-                x, nfe = ode_sample_adaptive(key, process, denoiser.score, full, rtol=setting,
+                x, nfe = ode_sample_adaptive(key, denoiser, process, full, rtol=setting,
                                              atol=setting)
             return SampleResult(centers_to_levels(x, K), nfe)
 

@@ -80,8 +80,8 @@ class MaskedDiffusionFamily(Family):
         @functools.partial(jax.jit, static_argnums=2)
         def sample(params, key, num):
             fn = lambda x, t: view.apply(params, x, t)  # noqa: E731
-            tokens = masked_ancestral_sample(key, fn, num, length, schedule, num_steps, K)
-            return SampleResult(tokens.reshape((num,) + shape), num_steps)
+            tokens, nfe = masked_ancestral_sample(key, fn, num, length, schedule, num_steps, K)
+            return SampleResult(tokens.reshape((num,) + shape), nfe)
 
         return Sampler("ancestral", f"{num_steps} steps", sample)
 

@@ -15,14 +15,19 @@ import numbers
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from gen_jax.core.categorical import sample_categorical
+from gen_jax.core.results import SampleResult
 from gen_jax.models.validation import check_token_shape
 
 
-def _check_args(model, prompt, max_new_tokens, prompt_lengths, eos_id, pad_id):
+def _check_args(model, prompt, max_new_tokens, prompt_lengths, eos_id, pad_id, temperature):
     check_token_shape(prompt, name="prompt")
+    if not isinstance(temperature, jax.core.Tracer):
+        if not np.all(np.asarray(temperature) >= 0):
+            raise ValueError(f"temperature must be >= 0, got {temperature!r}")
     if prompt.shape[1] < 1:
         raise ValueError("prompt must hold at least one token (e.g. the BOS id)")
     if not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
@@ -52,7 +57,8 @@ def generate(model, key, prompt, max_new_tokens, *, temperature=1.0, top_k=None,
         prompt: (B, P) int ids (for unconditional sampling: a column of model.bos_id).
         max_new_tokens: N, python int; P + N <= max_len.
         temperature, top_k, top_p: as in `gen_jax.core.categorical.truncate_logits`
-            (temperature and top_p may be traced; top_k is static; top_k=1 is greedy).
+            (temperature and top_p may be traced; top_k is static). temperature 0 is greedy
+            (argmax), as is top_k=1; a negative concrete temperature is a ValueError.
         eos_id: once a row emits it, the row emits pad_id afterwards.
         pad_id: filler after eos and beyond each ragged row's end; default eos_id, else 0.
         prompt_lengths: (B,) int true prompt lengths (1..P) for right-padded ragged prompts.
@@ -60,10 +66,11 @@ def generate(model, key, prompt, max_new_tokens, *, temperature=1.0, top_k=None,
         return_logits: also return the (B, N, V) float32 logits each new token was sampled from
             (before truncation).
     Returns:
-        tokens (B, P + N) int32: row b holds its prompt in [0, len_b), new tokens in
-        [len_b, len_b + N) and pad_id after that; plus the logits if return_logits.
+        SampleResult(samples, nfe = N model calls: the prefill and N - 1 single-token steps),
+        samples (B, P + N) int32: row b holds its prompt in [0, len_b), new tokens in
+        [len_b, len_b + N) and pad_id after that; ``(SampleResult, logits)`` if return_logits.
     """
-    _check_args(model, prompt, max_new_tokens, prompt_lengths, eos_id, pad_id)
+    _check_args(model, prompt, max_new_tokens, prompt_lengths, eos_id, pad_id, temperature)
     if pad_id is None:
         pad_id = eos_id if eos_id is not None else 0
     if prompt_lengths is None:
@@ -73,7 +80,8 @@ def generate(model, key, prompt, max_new_tokens, *, temperature=1.0, top_k=None,
                                jnp.asarray(prompt_lengths, jnp.int32), label, temperature, top_p,
                                max_new_tokens=max_new_tokens, top_k=top_k, eos_id=eos_id,
                                pad_id=pad_id, return_logits=return_logits)
-    return (tokens, logits) if return_logits else tokens
+    result = SampleResult(tokens, max_new_tokens)
+    return (result, logits) if return_logits else result
 
 
 @functools.partial(jax.jit, static_argnums=(0,), static_argnames=(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from gen_jax.core.samplers._predict import checked_score
-from gen_jax.core.sde import expand_like
+from gen_jax.core.samplers._predict import call_checked
+from gen_jax.core.timeshape import expand_like
 
 
 def uniform_times(process, num_steps: int, t_min: float):
@@ -22,8 +22,9 @@ def start(key, process, shape, x_init):
 
 
 def tweedie_denoise(process, score_fn, x, t_min: float):
-    """E[x_0 | x_t] = (x + sigma^2 score(x, t)) / alpha at t = t_min (Tweedie / Efron); 1 NFE."""
+    """E[x_0 | x_t] = (x + sigma^2 score(x, t)) / alpha at t = t_min (Tweedie / Efron); 1 NFE.
+    Returned in x's dtype."""
     t = jnp.full((x.shape[0],), t_min)
     alpha, sigma = process.alpha_sigma(t)
-    score = checked_score(score_fn, x, t)
-    return (x + expand_like(sigma**2, x) * score) / expand_like(alpha, x)
+    score = call_checked(score_fn, x, t)
+    return ((x + expand_like(sigma**2, x) * score) / expand_like(alpha, x)).astype(x.dtype)

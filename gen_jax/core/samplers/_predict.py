@@ -37,26 +37,24 @@ def call_checked(fn, x, t):
 
 
 def eps_and_x0(fn, prediction, x, t, alpha, sigma):
-    """(eps_hat, x0_hat) from one call of fn at x = alpha x0 + sigma eps; alpha, sigma (B,)."""
+    """(eps_hat, x0_hat) from one call of fn at x = alpha x0 + sigma eps; alpha, sigma (B,),
+    through the one conversion table ``param.convert``."""
     out = call_checked(fn, x, t)
-    if prediction == "x0":
-        return param.x0_to_eps(out, x, alpha, sigma), out
-    if prediction == "eps":
-        eps = out
-    elif prediction == "v":
-        eps = param.v_to_eps(out, x, alpha, sigma)
-    else:
-        eps = param.score_to_eps(out, sigma)
-    return eps, param.eps_to_x0(eps, x, alpha, sigma)
+    return (param.convert(out, prediction, "eps", x, alpha, sigma),
+            param.convert(out, prediction, "x0", x, alpha, sigma))
 
 
 def x0_only(fn, prediction, x, t, alpha, sigma):
-    """x0_hat from one call of fn (direct for 'x0' and 'v', no detour through eps)."""
-    if prediction == "v":
-        return param.v_to_x0(call_checked(fn, x, t), x, alpha, sigma)
-    return eps_and_x0(fn, prediction, x, t, alpha, sigma)[1]
+    """x0_hat from one call of fn (``param.convert``: direct for 'x0' and 'v')."""
+    return param.convert(call_checked(fn, x, t), prediction, "x0", x, alpha, sigma)
 
 
-def checked_score(score_fn, x, t):
-    """score_fn(x, t) with the output-shape check."""
-    return call_checked(score_fn, x, t)
+def resolve_score(model):
+    """score_fn(x, t) from a Denoiser (its ``score``, under the Denoiser's own process) or a
+    plain callable that already returns the score."""
+    if isinstance(model, param.Denoiser):
+        return model.score
+    if not callable(model):
+        raise ValueError(
+            f"model must be a Denoiser or a callable score_fn(x, t), got {type(model).__name__}")
+    return model

@@ -10,11 +10,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from gen_jax.core.results import SampleResult
 from gen_jax.core.samplers._checks import check_init, check_shape
 from gen_jax.core.samplers._predict import call_checked
 from gen_jax.core.samplers.log_snr_time import time_at_log_snr
 from gen_jax.core.schedules import karras_sigmas
-from gen_jax.core.sde import expand_like
+from gen_jax.core.timeshape import expand_like
 
 
 def edm_heun_sample(key, denoise_fn, shape, num_steps, sigma_min=0.002, sigma_max=80.0,
@@ -27,8 +28,8 @@ def edm_heun_sample(key, denoise_fn, shape, num_steps, sigma_min=0.002, sigma_ma
 
     denoise_fn(x (B, ...), sigma (B,)) -> D like x: a denoiser in the EDM/VE parameterization;
     for a network trained on another process use ``edm_denoiser``. x_T = sigma_max z (or
-    x_init, already at scale sigma_max). num_steps >= 2.
-    Returns (samples like shape, NFE = 2 num_steps - 1).
+    x_init, already at scale sigma_max). num_steps >= 2. No process argument: EDM's process is
+    fixed (x = x_0 + sigma n). Returns SampleResult(samples like shape, nfe = 2 num_steps - 1).
     """
     shape = check_shape(shape)
     check_init(x_init, shape)
@@ -43,17 +44,17 @@ def edm_heun_sample(key, denoise_fn, shape, num_steps, sigma_min=0.002, sigma_ma
     def heun(x, i):
         d = slope(x, sigmas[i])
         dsigma = sigmas[i + 1] - sigmas[i]
-        x_euler = x + dsigma * d
-        return x + 0.5 * dsigma * (d + slope(x_euler, sigmas[i + 1])), None
+        x_euler = (x + dsigma * d).astype(x.dtype)
+        return (x + 0.5 * dsigma * (d + slope(x_euler, sigmas[i + 1]))).astype(x.dtype), None
 
     x, _ = jax.lax.scan(heun, x, jnp.arange(num_steps - 1))
-    x = x + (sigmas[num_steps] - sigmas[num_steps - 1]) * slope(x, sigmas[num_steps - 1])
-    return x, 2 * num_steps - 1
+    last = x + (sigmas[num_steps] - sigmas[num_steps - 1]) * slope(x, sigmas[num_steps - 1])
+    return SampleResult(last.astype(x.dtype), 2 * num_steps - 1)
 
 
 def edm_denoiser(x0_fn, process):
     """D(x, sigma) for EDM samplers from ``x0_fn(x, t)``, an x_0-predictor under ``process``
-    (e.g. ``param.wrap_model(fn, 'eps', VPSDE()).x0``).
+    (e.g. ``param.Denoiser(VPSDE(), fn=fn, prediction='eps').x0``).
 
     With x_t = alpha x_0 + sigma_p eps, x_t / alpha = x_0 + (sigma_p/alpha) eps is EDM's x at
     sigma = sigma_p / alpha = exp(-logSNR/2). So D(x, sigma) = x0_fn(alpha(t) x, t) with t the
@@ -62,7 +63,7 @@ def edm_denoiser(x0_fn, process):
     are clamped to its end times, so pick sigma_min/sigma_max inside it (VPSDE(): about
     [0, 152]; VESDE(): [0.01, 50]; LinearLogSNR(): [exp(-6.65), exp(2.5)]).
     """
-    T = getattr(process, "T", 1.0)
+    T = process.T
 
     def denoise(x, sigma):
         t = time_at_log_snr(process, -2.0 * jnp.log(sigma), 0.0, T)
