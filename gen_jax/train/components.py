@@ -18,6 +18,9 @@ class Components:
     sample_fn(params, key, num) -> samples; write_samples(samples, path_stem) -> file written.
     apply_fn(params, *inputs) -> the model's output (its pure view), for evaluations beyond
       nll_fn (other bounds, samplers); spec: the data's `gen_jax.data.DataSpec`.
+    data_fingerprint: JSON-ready dict identifying the data read (e.g. {'train':
+      gen_jax.data.fingerprint(train_ds), 'eval': ...}), saved with checkpoints and compared
+      on resume; None: not checked.
     """
     train_batches: Callable[[int, int, int], Iterable[dict]]
     eval_batches: Optional[Callable[[], Iterable[dict]]]
@@ -29,3 +32,4 @@ class Components:
     write_samples: Optional[Callable] = None
     apply_fn: Optional[Callable] = None
     spec: Any = None
+    data_fingerprint: Optional[dict] = None

@@ -8,9 +8,12 @@ from gen_jax.train.sharding import PARAM_STRATEGIES
 
 
 # Sections / fields that define the trajectory of a run: a resumed run must match them exactly.
-# The others (logging, eval, sampling, checkpoint cadence, paths) may change between restarts.
-RUN_DEFINING = ("family", "seed", "data.name", "data.options", "model", "objective",
-                "optimizer", "train")
+# `data` is whole: its name, options, splits and where it is read from (data_dir, tfds_dir);
+# the data actually read is also checked, by its fingerprint (loop.run). The others (logging,
+# eval cadence, sampling, checkpoint cadence, mesh) and RESUME_FREE may change between restarts.
+RUN_DEFINING = ("family", "seed", "data", "model", "objective", "optimizer", "train")
+# Run-defining sections' fields that only stop a run, never change its trajectory.
+RESUME_FREE = ("train.max_consecutive_skips",)
 
 
 def _get(cfg, dotted):
@@ -73,6 +76,7 @@ def validate_config(cfg, known_datasets=None) -> None:
         raise ValueError("config.objective.logsnr_max must exceed config.objective.logsnr_min")
     steps = _positive_int(cfg, "train.steps")
     batch = _positive_int(cfg, "train.batch_size")
+    _positive_int(cfg, "train.max_consecutive_skips")
     _in_range(cfg, "optimizer.learning_rate", 0.0, float("inf"), low_open=True, high_open=True)
     warmup = _positive_int(cfg, "optimizer.warmup_steps", allow_zero=True)
     if warmup > steps:
@@ -124,9 +128,24 @@ def check_resume_compatible(saved: dict, current: dict) -> None:
     checkpoint was written with and the current one (both plain dicts)."""
     saved_flat, current_flat = _flatten(saved), _flatten(current)
     for name in sorted(set(saved_flat) | set(current_flat)):
-        if not any(name == p or name.startswith(p + ".") for p in RUN_DEFINING):
+        if name in RESUME_FREE or not any(name == p or name.startswith(p + ".")
+                                          for p in RUN_DEFINING):
             continue
         old, new = saved_flat.get(name, "<missing>"), current_flat.get(name, "<missing>")
         if old != new:
             raise ValueError(f"config mismatch on resume: config.{name} was {old!r} in the "
                              f"checkpoint, now {new!r}; use a new workdir or the old value")
+
+
+def check_data_fingerprint(saved, current) -> None:
+    """Raise ValueError naming the first split whose data differs from what the checkpoint was
+    trained on (fingerprints from `gen_jax.data.fingerprint`, plain dicts; None: unchecked)."""
+    if saved is None or current is None:
+        return
+    for split in sorted(set(saved) | set(current)):
+        old, new = saved.get(split), current.get(split)
+        if old != new:
+            raise ValueError(
+                f"data mismatch on resume: the {split} split read now ({new}) differs from the one "
+                f"the checkpoint was trained on ({old}): the files under the same config changed. "
+                f"Restore the original data or use a new workdir")

@@ -119,4 +119,5 @@ def build_components(config) -> Components:
     return Components(train_batches=train_batches, eval_batches=eval_batches, params=params,
                       loss_fn=objective.loss, nll_fn=objective.nll, num_dims=objective.num_dims,
                       sample_fn=_sampler(family, graphdef, rest, spec, config),
-                      write_samples=_sample_writer(spec), apply_fn=apply_fn, spec=spec)
+                      write_samples=_sample_writer(spec), apply_fn=apply_fn, spec=spec,
+                      data_fingerprint={"train": data_lib.fingerprint(train_ds), "eval": data_lib.fingerprint(eval_ds)})
