@@ -150,11 +150,12 @@ def flip_bytes(path):
     open(path, "wb").write(bytes(data))
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "empty"])
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "config"])
 def test_damaged_newest_checkpoint_falls_back(damage, stopped, straight, tmp_path, caplog):
     """Flipped bytes (same size) restore silently without a checksum; a truncated or emptied
-    file crashed in tensorstore. Now: a warning naming step 6, a resume from step 4, the same
-    final state as an uninterrupted run, and step 6 kept aside for inspection."""
+    file crashed in tensorstore; an edited config JSON read as a config mismatch. Now: a warning
+    naming step 6, a resume from step 4, the same final state as an uninterrupted run, and
+    step 6 kept aside for inspection."""
     workdir = copy_of(stopped, tmp_path)
     largest = state_files(workdir, 6)[-1]
     if damage == "flip":
@@ -163,14 +164,20 @@ def test_damaged_newest_checkpoint_falls_back(damage, stopped, straight, tmp_pat
         assert os.path.getsize(largest) == size
     elif damage == "truncate":
         os.truncate(largest, os.path.getsize(largest) // 2)
-    else:
+    elif damage == "empty":
         for path in state_files(workdir, 6):
             os.truncate(path, 0)
+    else:  # still valid JSON, one value changed
+        path = os.path.join(workdir, "checkpoints", "6", "config", "metadata")
+        text = open(path).read()
+        assert '"steps": 8' in text
+        open(path, "w").write(text.replace('"steps": 8', '"steps": 9'))
     with caplog.at_level(logging.WARNING):
         result = run_tiny(workdir, steps=STEPS)
     warning = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
     assert "skipping checkpoint 6" in warning
-    assert ("damaged" if damage == "flip" else "cannot be read") in warning
+    assert {"flip": "damaged: the sha256 of its arrays", "config": "does not match its checksum"
+            }.get(damage, "cannot be read") in warning
     assert [h["step"] for h in result.history] == [5, 6, 7, 8]
     assert_same_as_straight(result, straight)
     assert os.listdir(os.path.join(workdir, "checkpoints_damaged")) == ["6"]

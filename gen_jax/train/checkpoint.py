@@ -8,6 +8,7 @@ the restored arrays: flipped bytes, truncated or emptied files fail it (or fail 
 `restore_latest` then falls back to the previous checkpoint, moving the damaged one aside.
 """
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -56,6 +57,12 @@ def state_checksum(tree) -> str:
         digest.update(f"{jax.tree_util.keystr(path)}|{leaf.dtype.str}|{leaf.shape}|".encode())
         digest.update(leaf.tobytes())
     return digest.hexdigest()
+
+
+def _meta_checksum(config: dict, data_fingerprint: Optional[dict]) -> str:
+    """sha256 (hex) of the canonical JSON of the config and the data fingerprint."""
+    text = json.dumps({"config": config, "data": data_fingerprint}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def first_non_finite(tree) -> Optional[str]:
@@ -117,18 +124,25 @@ class Checkpointer:
         self._manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(host), config=ocp.args.JsonSave(config),
             data=ocp.args.JsonSave({"fingerprint": data_fingerprint}),
-            checksum=ocp.args.JsonSave({"sha256": state_checksum(host)})))
+            checksum=ocp.args.JsonSave({"sha256": state_checksum(host),
+                                        "meta_sha256": _meta_checksum(config, data_fingerprint)})))
 
     def restore_meta(self, step: int) -> tuple[dict, Optional[dict]]:
         """(config dict, data fingerprint) saved with checkpoint `step`; DamagedCheckpointError
-        if they cannot be read."""
+        if they cannot be read or do not match their checksum."""
         try:
             meta = self._manager.restore(step, args=ocp.args.Composite(
-                config=ocp.args.JsonRestore(), data=ocp.args.JsonRestore()))
-            return meta["config"], meta["data"]["fingerprint"]
+                config=ocp.args.JsonRestore(), data=ocp.args.JsonRestore(),
+                checksum=ocp.args.JsonRestore()))
+            config, fingerprint = meta["config"], meta["data"]["fingerprint"]
+            expected = meta["checksum"]["meta_sha256"]
         except Exception as e:  # orbax / tensorstore / json raise assorted errors
             raise DamagedCheckpointError(f"checkpoint {step} in {self.directory}: its config or "
                                          f"data record cannot be read ({_short(e)})") from e
+        if _meta_checksum(config, fingerprint) != expected:
+            raise DamagedCheckpointError(f"checkpoint {step} in {self.directory} is damaged: its "
+                                         f"config or data record does not match its checksum")
+        return config, fingerprint
 
     def restore(self, step: int, target: TrainState) -> TrainState:
         """Restore checkpoint `step` into the structure, dtypes and shardings of `target` and
