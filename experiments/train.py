@@ -4,13 +4,16 @@
       --config.train.steps=200
 
 Any config field can be overridden with --config.<path>=<value>. Re-running with the same
-workdir resumes from its latest checkpoint.
+workdir resumes from its latest good checkpoint. Exit code 1 with a message when the config is
+invalid, does not match the checkpoint or its data, no checkpoint can be restored, or training
+diverged.
 """
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from gen_jax.train.checkpoint import CheckpointError
 from gen_jax.train.config import validate_config
-from gen_jax.train.loop import train
+from gen_jax.train.loop import DivergenceError, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file in experiments/configs.",
                                           lock_config=True)
@@ -26,7 +29,14 @@ def main(argv):
         validate_config(_CONFIG.value)
     except ValueError as e:
         raise SystemExit(f"invalid config: {e}") from None
-    result = train(_CONFIG.value, _WORKDIR.value)
+    try:
+        result = train(_CONFIG.value, _WORKDIR.value)
+    except DivergenceError as e:
+        raise SystemExit(f"error: {e}") from None
+    except CheckpointError as e:
+        raise SystemExit(f"cannot resume: {e}") from None
+    except ValueError as e:  # config / data mismatch on resume, bad data files
+        raise SystemExit(f"error: {e}") from None
     if result.final_eval is not None:
         print(f"final eval: {result.final_eval['bits_per_dim']:.4f} bits/dim "
               f"({result.final_eval['num_examples']} examples) at step {result.final_eval['step']}")

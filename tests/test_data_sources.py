@@ -13,6 +13,12 @@ from gen_jax.data.builders.sklearn_digits import SklearnDigits
 from gen_jax.data.idx import read_idx
 
 
+@pytest.fixture(autouse=True)
+def text_cache_dir(tmp_path, monkeypatch):
+    """text_file's token cache in the test's tmp dir, not ~/.cache."""
+    monkeypatch.setenv("GEN_JAX_CACHE_DIR", str(tmp_path / "cache"))
+
+
 @pytest.fixture(scope="module")
 def tfds_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("tfds"))

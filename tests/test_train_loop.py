@@ -13,6 +13,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from sklearn.datasets import load_digits
 
@@ -21,9 +22,9 @@ from gen_jax.core.likelihood import ar_nll
 from gen_jax.train import loop
 from gen_jax.train.components import Components
 from gen_jax.train.checkpoint import Checkpointer
-from gen_jax.train.metrics import read_metrics
+from gen_jax.train.metrics import read_metrics, trim_metrics
 from gen_jax.train.optimizer import ema_update, learning_rate_schedule, make_optimizer
-from gen_jax.train.state import create_train_state
+from gen_jax.train.state import create_train_state, step_key
 from gen_jax.train.step import train_step_fn
 
 NUM_LEVELS = 17
@@ -178,6 +179,7 @@ def test_poisoned_batch_is_skipped_and_counted(tmp_path):
     hist = {h["step"]: h for h in result.history}
     assert hist[3]["skipped"] == 1 and not math.isfinite(hist[3]["loss"])
     assert [hist[s]["skipped_steps"] for s in (1, 2, 3, 4)] == [0, 0, 1, 1]
+    assert [hist[s]["consecutive_skips"] for s in (1, 2, 3, 4)] == [0, 0, 1, 0]
     assert int(result.state.skipped_steps) == 1
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(jax.device_get(result.state)))
 
@@ -196,6 +198,44 @@ def test_poisoned_step_leaves_state_unchanged():
         chex.assert_trees_all_equal(getattr(state2, field), getattr(state1, field))
     assert not all(np.array_equal(a, b) for a, b in
                    zip(jax.tree.leaves(state1.params), jax.tree.leaves(state.params)))
+
+
+def test_overflowing_update_is_skipped():
+    """Finite loss and gradients, but lr * gradient overflows float32: the old check (loss and
+    grad norm only) accepted params of inf. The reference is the update computed in float64."""
+    comps = tiny_components()
+    opt = optax.chain(optax.scale(-1e38), optax.scale(1e3))  # SGD at lr 1e41, in two factors
+    state = create_train_state(comps.params, opt, jax.random.PRNGKey(0))
+    step = jax.jit(train_step_fn(comps.loss_fn, opt, ema_decay=0.9))
+    batch = next(comps.train_batches(0, 0, 1))
+    grads = jax.grad(lambda p: jnp.mean(comps.loss_fn(p, batch, step_key(state))))(state.params)
+    update64 = [np.asarray(p, np.float64) - 1e41 * np.asarray(g, np.float64)
+                for p, g in zip(jax.tree.leaves(state.params), jax.tree.leaves(grads))]
+    assert max(np.abs(u).max() for u in update64) > np.finfo(np.float32).max  # overflows
+    new, metrics = step(state, batch)
+    assert np.isfinite(float(metrics["loss"])) and np.isfinite(float(metrics["grad_norm"]))
+    assert int(metrics["skipped"]) == 1 and int(new.consecutive_skips) == 1
+    chex.assert_trees_all_equal(new.params, state.params)
+
+
+def test_metrics_after_resume_are_not_duplicated(tmp_path):
+    """A kill after the step-3 log but before checkpoint 4 left steps 3.. logged twice."""
+    workdir = str(tmp_path / "dup")
+    run_tiny(workdir, steps=6, stop_after=4)
+    with open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8") as f:
+        f.write(json.dumps({"step": 5, "split": "train", "loss": 0.0}) + "\n")
+        f.write('{"step": 6, "split": "tr')  # torn by the kill
+    run_tiny(workdir, steps=6)
+    assert [r["step"] for r in read_metrics(workdir, "train")] == [1, 2, 3, 4, 5, 6]
+    assert read_metrics(workdir, "train")[4]["loss"] != 0.0
+    assert not os.path.exists(os.path.join(workdir, "metrics.jsonl.tmp"))
+
+
+def test_trim_metrics_names_a_corrupt_line(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "split": "train"}\nnot json\n{"step": 2, "split": "train"}\n')
+    with pytest.raises(ValueError, match=r"metrics.jsonl: line 2 is not JSON"):
+        trim_metrics(str(path), 1)
 
 
 def test_eval_is_weighted_mean_over_real_examples(straight):

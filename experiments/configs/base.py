@@ -6,14 +6,15 @@ Fields (all overridable: `--config.train.steps=200`):
   family: a registered family ('ar' | 'gaussian' | 'masked' | ...).   seed: run seed (init,
     data order, step keys).
   data: name, data_dir / tfds_dir (offline files or a tfds directory), splits, options (passed
-    to `gen_jax.data.load`, e.g. seq_len for text).
+    to `gen_jax.data.load`, e.g. seq_len for text; text_file declares path, tokenizer, seq_len).
   model: transformer size shared by every family (no dropout: the pure train step is
     deterministic given the step key); patch_size: pixels per token side, gaussian only.
   <family>: one section per registered family (`Family.default_config()`, each field commented
     in its module in gen_jax/families/): its objective (run-defining), and `eval` / `sample`
     sub-sections with its estimators' and samplers' settings (free to change on resume).
   optimizer: AdamW + warmup / cosine, global-norm clipping, EMA decay.
-  train: steps, batch_size (global).   mesh: devices and parameter sharding.
+  train: steps, batch_size (global), max_consecutive_skips (non-finite steps in a row before
+    the run stops with DivergenceError; may change on resume).   mesh: devices and parameter sharding.
   distributed: jax.distributed.initialize() for multi-host runs.
   checkpoint / logging / eval / sample: cadences in steps; eval.every_steps=0 evaluates only at
     the end, sample.every_steps=0 never samples (otherwise also at the end). eval.repeats and
@@ -36,6 +37,10 @@ def get_base_config(family: str, dataset: str) -> ml_collections.ConfigDict:
     c.data.train_split = "train"
     c.data.eval_split = "test"
     c.data.options = ml_collections.ConfigDict()
+    if dataset == "text_file":  # declared, so --config.data.options.path=... can set them
+        c.data.options.path = ""
+        c.data.options.tokenizer = "char"
+        c.data.options.seq_len = 256
 
     c.model = ml_collections.ConfigDict()
     c.model.width = 64
@@ -67,6 +72,7 @@ def get_base_config(family: str, dataset: str) -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict()
     c.train.steps = 2000
     c.train.batch_size = 64
+    c.train.max_consecutive_skips = 20  # this many non-finite steps in a row stop the run
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.num_devices = 0

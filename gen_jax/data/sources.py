@@ -11,7 +11,9 @@ Names:
   cifar10           the tfds 'cifar10' dataset, 256 levels. Splits train, test.
   text_file         a local UTF-8 file `path`; tokenizer 'char' (vocab = sorted characters of the
                     whole file) or 'byte'; the first 90% of tokens is 'train', the last 10%
-                    'validation'; examples are non-overlapping chunks of seq_len tokens.
+                    'validation'; examples are non-overlapping chunks of seq_len tokens. The
+                    file is tokenized once into a memory-mapped uint8/uint16 cache
+                    (text_cache.py; $GEN_JAX_CACHE_DIR, default ~/.cache/gen_jax).
   tiny_shakespeare  with data_dir: data_dir/input.txt read as text_file (default tokenizer
                     'char'); without: the tfds dataset (splits train, validation, test; default
                     tokenizer 'byte'), each split's text chunked the same way.
@@ -37,7 +39,8 @@ import numpy as np
 from gen_jax.data.dataset import ArraySource, DataSpec, Dataset, MappedSource, read_into_memory
 from gen_jax.data.discretize import binarize as binarize_levels
 from gen_jax.data.markov import MarkovChain2
-from gen_jax.data.text import chunk_tokens, pad_tokens, split_train_validation
+from gen_jax.data.text import TokenChunks, pad_tokens, split_train_validation
+from gen_jax.data.text_cache import tokenized_file
 from gen_jax.data.tokenizers import ByteTokenizer, make_tokenizer
 
 MNIST_DEV_DIR = "../shared/data/mnist"
@@ -143,27 +146,27 @@ def _text_options(name: str, options: dict[str, Any], default_tokenizer: str, **
 
 def _chunked_dataset(name, split, splits, tokenizer, tokens: np.ndarray, seq_len: int) -> Dataset:
     """A token stream cut into non-overlapping seq_len chunks: {'tokens': int32 (seq_len,)}."""
-    chunks = chunk_tokens(tokens, seq_len)
-    if chunks.shape[0] == 0:
+    chunks = TokenChunks(tokens, seq_len)
+    if len(chunks) == 0:
         raise ValueError(f"{name}: split {split!r} has {tokens.shape[0]} tokens, fewer than seq_len={seq_len}")
     spec = DataSpec(name=name, kind="text", shape=(seq_len,), num_levels=tokenizer.vocab_size, tokenizer=tokenizer)
-    return Dataset(ArraySource({"tokens": chunks}), spec, split, splits)
+    return Dataset(chunks, spec, split, splits)
 
 
 def _local_text(name: str, split: str, path: str, opts: dict[str, Any]) -> Dataset:
-    """A UTF-8 file: one tokenizer over the whole text, first 90% of tokens train, last 10% validation."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    tokenizer = make_tokenizer(opts["tokenizer"], text)
-    tokens = split_train_validation(tokenizer.encode(text), split)
+    """A UTF-8 file: one tokenizer over the whole text, first 90% of tokens train, last 10%
+    validation; tokenized once into a memory-mapped cache (text_cache.py) shared by the splits."""
+    tokens, tokenizer = tokenized_file(path, opts["tokenizer"], name=name)
+    tokens = split_train_validation(tokens, split)
     return _chunked_dataset(name, split, ("train", "validation"), tokenizer, tokens, opts["seq_len"])
 
 
 def _load_text_file(split, data_dir, tfds_dir, options) -> Dataset:
     _no_data_dir("text_file", data_dir)
     opts = _text_options("text_file", options, "char", path=None)
-    if opts["path"] is None:
-        raise ValueError("text_file: pass path= a UTF-8 text file")
+    if not opts["path"]:  # None or "" (the config's 'not given')
+        raise ValueError("text_file: pass path= a UTF-8 text file (from the command line: "
+                         "--config.data.options.path=FILE)")
     if not os.path.isfile(opts["path"]):
         raise FileNotFoundError(f"text_file: no file at path={opts['path']!r}")
     return _local_text("text_file", split, opts["path"], opts)

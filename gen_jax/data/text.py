@@ -6,12 +6,24 @@ import numpy as np
 TRAIN_FRACTION = 0.9
 
 
-def chunk_tokens(tokens: np.ndarray, seq_len: int) -> np.ndarray:
-    """(N,) token stream -> (N // seq_len, seq_len) int32 non-overlapping chunks; the tail
-    shorter than seq_len is dropped."""
-    tokens = np.asarray(tokens, dtype=np.int32)
-    num_chunks = tokens.shape[0] // seq_len
-    return tokens[: num_chunks * seq_len].reshape(num_chunks, seq_len)
+class TokenChunks:
+    """Random-access source over an (N,) token stream (any integer dtype, e.g. a memory-mapped
+    uint8 array) cut into N // seq_len non-overlapping chunks, the shorter tail dropped.
+    Examples are {'tokens': int32 (seq_len,)}, converted per read: the stream is not copied.
+    `arrays` is the (num_chunks, seq_len) view of the stream, in its own dtype."""
+
+    def __init__(self, tokens: np.ndarray, seq_len: int):
+        num_chunks = tokens.shape[0] // seq_len
+        self.arrays = {"tokens": tokens[: num_chunks * seq_len].reshape(num_chunks, seq_len)}
+
+    def __len__(self) -> int:
+        return self.arrays["tokens"].shape[0]
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        return {"tokens": np.asarray(self.arrays["tokens"][index], dtype=np.int32)}
+
+    def get_batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        return {"tokens": self.arrays["tokens"][indices].astype(np.int32)}
 
 
 def split_train_validation(tokens: np.ndarray, split: str) -> np.ndarray:

@@ -44,4 +44,5 @@ def build_components(config) -> Components:
         nll_fn=lambda p, batch, key: nll(p, batch, key).nll, num_dims=spec.num_dims,
         sample_fn=lambda p, key, num: sampler.fn(p, key, num).samples,
         write_samples=lambda samples, stem: family.write_samples(samples, spec, stem),
-        view=view, spec=spec)
+        view=view, spec=spec,
+        data_fingerprint={"train": data_lib.fingerprint(train_ds), "eval": data_lib.fingerprint(eval_ds)})

@@ -19,6 +19,9 @@ class Components:
     view: the model's `gen_jax.families.ModelView` (pure apply / rebuild), for evaluations
       beyond nll_fn (the family's other estimators and samplers); spec: the data's
       `gen_jax.data.DataSpec`.
+    data_fingerprint: JSON-ready dict identifying the data read (e.g. {'train':
+      gen_jax.data.fingerprint(train_ds), 'eval': ...}), saved with checkpoints and compared
+      on resume; None: not checked.
     """
     train_batches: Callable[[int, int, int], Iterable[dict]]
     eval_batches: Optional[Callable[[], Iterable[dict]]]
@@ -30,3 +33,4 @@ class Components:
     write_samples: Optional[Callable] = None
     view: Any = None
     spec: Any = None
+    data_fingerprint: Optional[dict] = None

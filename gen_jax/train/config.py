@@ -9,9 +9,13 @@ from gen_jax.train.sharding import PARAM_STRATEGIES
 
 # Sections / fields that define the trajectory of a run: a resumed run must match them exactly,
 # and so must the active family's section `config.<family>` except its `eval` and `sample`
-# sub-sections. The others (logging, eval, sampling, checkpoint cadence, paths) may change.
-RUN_DEFINING = ("family", "seed", "data.name", "data.options", "model", "optimizer", "train")
+# sub-sections. `data` is whole: its name, options, splits and where it is read from (data_dir,
+# tfds_dir); the data actually read is also checked, by its fingerprint (loop.run). The others
+# (logging, eval cadence, sampling, checkpoint cadence, mesh) and RESUME_FREE may change.
+RUN_DEFINING = ("family", "seed", "data", "model", "optimizer", "train")
 FAMILY_NOT_RUN_DEFINING = ("eval", "sample")
+# Run-defining sections' fields that only stop a run, never change its trajectory.
+RESUME_FREE = ("train.max_consecutive_skips",)
 
 
 def _get(cfg, dotted):
@@ -73,6 +77,7 @@ def validate_config(cfg, known_datasets=None) -> None:
             families.get(name).validate(cfg)
     steps = _positive_int(cfg, "train.steps")
     batch = _positive_int(cfg, "train.batch_size")
+    _positive_int(cfg, "train.max_consecutive_skips")
     _in_range(cfg, "optimizer.learning_rate", 0.0, float("inf"), low_open=True, high_open=True)
     warmup = _positive_int(cfg, "optimizer.warmup_steps", allow_zero=True)
     if warmup > steps:
@@ -129,7 +134,7 @@ def check_resume_compatible(saved: dict, current: dict) -> None:
     defining = RUN_DEFINING + (family,)
     free = tuple(f"{family}.{sub}" for sub in FAMILY_NOT_RUN_DEFINING)
     for name in sorted(set(saved_flat) | set(current_flat)):
-        if not any(name == p or name.startswith(p + ".") for p in defining):
+        if name in RESUME_FREE or not any(name == p or name.startswith(p + ".") for p in defining):
             continue
         if any(name == p or name.startswith(p + ".") for p in free):
             continue
@@ -137,3 +142,17 @@ def check_resume_compatible(saved: dict, current: dict) -> None:
         if old != new:
             raise ValueError(f"config mismatch on resume: config.{name} was {old!r} in the "
                              f"checkpoint, now {new!r}; use a new workdir or the old value")
+
+
+def check_data_fingerprint(saved, current) -> None:
+    """Raise ValueError naming the first split whose data differs from what the checkpoint was
+    trained on (fingerprints from `gen_jax.data.fingerprint`, plain dicts; None: unchecked)."""
+    if saved is None or current is None:
+        return
+    for split in sorted(set(saved) | set(current)):
+        old, new = saved.get(split), current.get(split)
+        if old != new:
+            raise ValueError(
+                f"data mismatch on resume: the {split} split read now ({new}) differs from the one "
+                f"the checkpoint was trained on ({old}): the files under the same config changed. "
+                f"Restore the original data or use a new workdir")

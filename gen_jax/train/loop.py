@@ -7,6 +7,11 @@ run sees the same batches), placed as a global array sharded over 'data', one ji
 sync). Every `checkpoint.every_steps` and at the end: an orbax checkpoint. Every
 `eval.every_steps` (and always at the end): bits/dim on the held-out split. Every
 `sample.every_steps` and at the end (never when 0): a PNG grid or a text file of samples.
+
+Failures are loud: a resume checks the config's run-defining fields and the data fingerprint,
+falls back past damaged checkpoints (checkpoint.py), and a run whose last
+`train.max_consecutive_skips` steps were all skipped (non-finite) stops with DivergenceError
+without saving; a state with NaN / inf is never saved.
 """
 import dataclasses
 import json
@@ -19,15 +24,22 @@ from tqdm import tqdm
 
 from gen_jax.core.units import nats_to_bits_per_dim
 from gen_jax.train import sharding as sharding_lib
-from gen_jax.train.checkpoint import Checkpointer
-from gen_jax.train.components import Components
-from gen_jax.train.config import check_resume_compatible, validate_config
+from gen_jax.train.checkpoint import Checkpointer, NonFiniteStateError
 from gen_jax.train.build import build_components
+from gen_jax.train.components import Components
+from gen_jax.train.config import check_data_fingerprint, check_resume_compatible, validate_config
 from gen_jax.train.metrics import MetricsWriter
-from gen_jax.train.optimizer import learning_rate_schedule, make_optimizer
-from gen_jax.train.state import TrainState, create_train_state
-from gen_jax.train.step import (eval_step_fn, jit_eval_step, jit_train_step, place_state,
+from gen_jax.train.restore import initial_state, optimizer_from_config
+from gen_jax.train.state import TrainState
+from gen_jax.train.step import (eval_step_fn, jit_eval_step, jit_train_step,
                                 train_step_fn)
+
+_NON_FINITE = "the loss, gradients or updated params were NaN / inf"
+
+
+class DivergenceError(RuntimeError):
+    """Training stopped: too many consecutive non-finite steps (or a non-finite state)."""
+
 
 @dataclasses.dataclass
 class TrainResult:
@@ -84,25 +96,47 @@ def run(config, workdir: str, components: Components, *, stop_after: Optional[in
     mesh = sharding_lib.make_mesh(config.mesh.num_devices)
     strategy = config.mesh.param_sharding
     opt_cfg = config.optimizer
-    optimizer = make_optimizer(
-        learning_rate=opt_cfg.learning_rate, total_steps=total_steps,
-        warmup_steps=opt_cfg.warmup_steps, end_lr_ratio=opt_cfg.end_lr_ratio,
-        weight_decay=opt_cfg.weight_decay, b1=opt_cfg.b1, b2=opt_cfg.b2,
-        grad_clip_norm=opt_cfg.grad_clip_norm)
-    schedule = learning_rate_schedule(opt_cfg.learning_rate, total_steps, opt_cfg.warmup_steps,
-                                      opt_cfg.end_lr_ratio)
+    optimizer, schedule = optimizer_from_config(config)
     seed_key = jax.random.PRNGKey(config.seed)
-    state = place_state(create_train_state(components.params, optimizer,
-                                           jax.random.fold_in(seed_key, 0)), mesh, strategy)
+    state = initial_state(config, components, optimizer, mesh)
 
     config_dict = _config_dict(config)
     checkpointer = Checkpointer(workdir, every_steps=config.checkpoint.every_steps,
                                 keep=config.checkpoint.keep)
-    latest = checkpointer.latest_step()
-    if latest is not None:
-        check_resume_compatible(checkpointer.restore_config(latest), config_dict)
-        state = checkpointer.restore(latest, state)
+
+    def check_checkpoint(saved_config, saved_fingerprint):
+        check_resume_compatible(saved_config, config_dict)
+        check_data_fingerprint(saved_fingerprint, components.data_fingerprint)
+
+    try:
+        restored = checkpointer.restore_latest(state, check_checkpoint)
+    except BaseException:
+        checkpointer.close()
+        raise
+    if restored is not None:
+        state = restored
     start_step = int(jax.device_get(state.step))
+    max_skips = config.train.max_consecutive_skips
+
+    def diverged(step, consecutive, skipped, why):
+        last = checkpointer.latest_step()
+        good = (f"the last good checkpoint is step {last} in {checkpointer.directory}"
+                if last is not None else "no checkpoint was saved")
+        return DivergenceError(
+            f"training diverged at step {step}: {why} ({consecutive} consecutive skipped steps, "
+            f"{skipped} in total; config.train.max_consecutive_skips={max_skips}); {good}. "
+            f"Rerun in a new workdir with a lower config.optimizer.learning_rate (or more "
+            f"warmup_steps, a smaller grad_clip_norm): optimizer fields cannot change on resume")
+
+    def save(step):
+        consecutive, skipped = (int(v) for v in jax.device_get(
+            (state.consecutive_skips, state.skipped_steps)))
+        if consecutive >= max_skips:
+            raise diverged(step, consecutive, skipped, _NON_FINITE)
+        try:
+            checkpointer.save(step, state, config_dict, components.data_fingerprint)
+        except NonFiniteStateError as e:
+            raise diverged(step, consecutive, skipped, str(e)) from None
 
     train_step = jit_train_step(
         train_step_fn(components.loss_fn, optimizer, ema_decay=opt_cfg.ema_decay,
@@ -113,7 +147,8 @@ def run(config, workdir: str, components: Components, *, stop_after: Optional[in
     eval_key = jax.random.fold_in(seed_key, 1)
     sample_key = jax.random.fold_in(seed_key, 2)
 
-    writer = MetricsWriter(workdir, tensorboard=config.logging.tensorboard, enabled=is_main)
+    writer = MetricsWriter(workdir, tensorboard=config.logging.tensorboard, enabled=is_main,
+                           start_step=start_step)
     history, evals, sample_files = [], [], []
 
     def do_eval(step):
@@ -135,10 +170,16 @@ def run(config, workdir: str, components: Components, *, stop_after: Optional[in
     progress = tqdm(total=total_steps, initial=start_step, dynamic_ncols=True,
                     disable=not (is_main and config.logging.progress_bar), desc="train")
     interval_start, interval_step = time.perf_counter(), start_step
+    previous = None  # the last step's counters: read one step late, so dispatch runs ahead
     try:
         for step in range(start_step + 1, last_step + 1):
             state, metrics = train_step(state, sharding_lib.global_batch(next(batches), mesh))
             progress.update(1)
+            if previous is not None:
+                consecutive, skipped = (int(v) for v in jax.device_get(previous))
+                if consecutive >= max_skips:
+                    raise diverged(step - 1, consecutive, skipped, _NON_FINITE)
+            previous = (metrics["consecutive_skips"], metrics["skipped_steps"])
             if step % config.logging.every_steps == 0 or step == last_step:
                 now = time.perf_counter()
                 metrics = dict(metrics, steps_per_sec=(step - interval_step) / (now - interval_start))
@@ -147,7 +188,7 @@ def run(config, workdir: str, components: Components, *, stop_after: Optional[in
                 progress.set_postfix(loss=f"{values['loss']:.4g}", refresh=False)
                 interval_start, interval_step = now, step
             if checkpointer.should_save(step) or step == last_step:
-                checkpointer.save(step, state, config_dict)
+                save(step)
             finished = step == total_steps
             if eval_step is not None and (finished or (config.eval.every_steps
                                                        and step % config.eval.every_steps == 0)):
@@ -156,7 +197,7 @@ def run(config, workdir: str, components: Components, *, stop_after: Optional[in
                     finished or step % config.sample.every_steps == 0):
                 do_sample(step)
         if start_step == last_step:
-            checkpointer.save(last_step, state, config_dict)
+            save(last_step)
             if eval_step is not None and last_step == total_steps:
                 do_eval(last_step)
     finally:

@@ -16,11 +16,48 @@ def _to_python(value):
     return value.item() if value.size == 1 else value.tolist()
 
 
+def trim_metrics(path: str, last_step: int) -> int:
+    """Drop the records of `path` (JSONL) with step > `last_step`, atomically (a temp file
+    renamed over it); a torn last line (a kill mid-write) is dropped too. Returns how many
+    records were dropped. Any other unreadable line is a ValueError naming the file and line."""
+    if not os.path.exists(path):
+        return 0
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    kept, dropped = [], 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                dropped += 1
+                continue
+            raise ValueError(f"{path}: line {number} is not JSON; repair or remove it") from None
+        if record.get("step", 0) > last_step:
+            dropped += 1
+        else:
+            kept.append(line)
+    if dropped:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in kept))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    return dropped
+
+
 class MetricsWriter:
     """Appends `{"step": s, "split": name, **scalars}` lines to `workdir/metrics.jsonl` and the
-    same scalars as `split/name` to TensorBoard (tensorboardX, no TensorFlow) when enabled."""
+    same scalars as `split/name` to TensorBoard (tensorboardX, no TensorFlow) when enabled.
 
-    def __init__(self, workdir: str, *, tensorboard: bool = True, enabled: bool = True):
+    start_step: the step the run (re)starts from; records after it (logged by an interrupted
+    run past its last checkpoint, and so about to be logged again) are dropped first."""
+
+    def __init__(self, workdir: str, *, tensorboard: bool = True, enabled: bool = True,
+                 start_step: int = 0):
         self.enabled = enabled
         self.path = os.path.join(workdir, "metrics.jsonl")
         self._file = None
@@ -28,6 +65,7 @@ class MetricsWriter:
         if not enabled:
             return
         os.makedirs(workdir, exist_ok=True)
+        trim_metrics(self.path, start_step)
         self._file = open(self.path, "a", encoding="utf-8")
         if tensorboard:
             from tensorboardX import SummaryWriter

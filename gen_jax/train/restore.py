@@ -1,8 +1,9 @@
-"""A trained run's state from its workdir, for evaluation and sampling outside the loop."""
+"""The state of a run: its optimizer and initial TrainState from the config, and a trained run's
+state restored from its workdir (for evaluation and sampling outside the loop)."""
 import jax
 
 from gen_jax.train import sharding as sharding_lib
-from gen_jax.train.checkpoint import Checkpointer
+from gen_jax.train.checkpoint import Checkpointer, DamagedCheckpointError
 from gen_jax.train.optimizer import learning_rate_schedule, make_optimizer
 from gen_jax.train.state import TrainState, create_train_state
 from gen_jax.train.step import place_state
@@ -18,31 +19,39 @@ def optimizer_from_config(config):
     return optimizer, learning_rate_schedule(o.learning_rate, steps, o.warmup_steps, o.end_lr_ratio)
 
 
+def initial_state(config, components, optimizer, mesh) -> TrainState:
+    """Step-0 TrainState of `components.params`, rng fold_in(PRNGKey(seed), 0), on `mesh`."""
+    rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0)
+    return place_state(create_train_state(components.params, optimizer, rng), mesh,
+                       config.mesh.param_sharding)
+
+
 def saved_config(workdir: str) -> dict:
-    """The config dict stored with the latest checkpoint of `workdir`; ValueError if none."""
+    """The config dict stored with the newest readable checkpoint of `workdir` (ValueError if
+    it holds none)."""
     checkpointer = Checkpointer(workdir, every_steps=1, keep=1 << 30)
     try:
-        step = checkpointer.latest_step()
-        if step is None:
-            raise ValueError(f"{workdir} holds no checkpoint (expected {workdir}/checkpoints/<step>/, "
-                             f"as written by experiments.train)")
-        return checkpointer.restore_config(step)
+        for step in reversed(checkpointer.all_steps()):
+            try:
+                return checkpointer.restore_meta(step)[0]
+            except DamagedCheckpointError:
+                continue
+        raise ValueError(f"{workdir} holds no readable checkpoint (expected "
+                         f"{workdir}/checkpoints/<step>/, as written by experiments.train)")
     finally:
         checkpointer.close()
 
 
 def restore_trained(config, workdir: str, components) -> TrainState:
-    """The TrainState of the latest checkpoint in `workdir`, placed on the config's mesh."""
+    """The TrainState of the newest good checkpoint in `workdir` (verified by its checksum;
+    damaged ones are set aside with a warning), placed on the config's mesh."""
     mesh = sharding_lib.make_mesh(config.mesh.num_devices)
-    optimizer, _ = optimizer_from_config(config)
-    target = place_state(create_train_state(components.params, optimizer,
-                                            jax.random.PRNGKey(config.seed)),
-                         mesh, config.mesh.param_sharding)
+    target = initial_state(config, components, optimizer_from_config(config)[0], mesh)
     checkpointer = Checkpointer(workdir, every_steps=1, keep=1 << 30)
     try:
-        step = checkpointer.latest_step()
-        if step is None:
-            raise ValueError(f"{workdir} holds no checkpoint")
-        return checkpointer.restore(step, target)
+        state = checkpointer.restore_latest(target, lambda saved, fingerprint: None)
     finally:
         checkpointer.close()
+    if state is None:
+        raise ValueError(f"{workdir} holds no checkpoint")
+    return state

@@ -18,8 +18,10 @@ class TrainState:
         ema_params: exponential moving average of `params` (same structure).
         rng: raw uint32 PRNG key (2,); step s uses `fold_in(rng, s)`, so randomness
             depends on the step only, never on device count or restarts.
-        skipped_steps: int32 scalar, steps whose gradients were non-finite and
-            therefore did not update params / opt_state / ema_params.
+        skipped_steps: int32 scalar, steps whose loss, gradients or updated params were
+            non-finite and therefore did not update params / opt_state / ema_params.
+        consecutive_skips: int32 scalar, how many of the latest steps in a row were skipped
+            (0 after an accepted step); the loop stops a run when it grows too long.
     """
     step: jax.Array
     params: Any
@@ -27,6 +29,7 @@ class TrainState:
     ema_params: Any
     rng: jax.Array
     skipped_steps: jax.Array
+    consecutive_skips: jax.Array
 
 
 def create_train_state(params, optimizer, rng) -> TrainState:
@@ -43,6 +46,7 @@ def create_train_state(params, optimizer, rng) -> TrainState:
         ema_params=jax.tree.map(jnp.copy, params),
         rng=rng,
         skipped_steps=jnp.zeros((), jnp.int32),
+        consecutive_skips=jnp.zeros((), jnp.int32),
     )
 
 

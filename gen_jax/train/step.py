@@ -22,15 +22,24 @@ def _select(pred, on_true, on_false):
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
+def tree_all_finite(tree) -> jax.Array:
+    """Scalar bool: every floating-point leaf of `tree` is free of NaN and inf."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
 def train_step_fn(loss_fn: LossFn, optimizer: optax.GradientTransformation, *, ema_decay: float,
                   learning_rate_fn: Callable | None = None):
     """The un-jitted step `(state, batch) -> (state, metrics)`.
 
-    If the loss or any gradient is non-finite the update is skipped: params, opt_state and
-    ema_params are returned unchanged, `skipped_steps` is incremented; `step` advances either
-    way (the batch was consumed). The EMA decay at step s is min(ema_decay, (1 + s)/(10 + s)).
-    Metrics are scalars: loss (batch mean), grad_norm,
-    skipped (0/1), skipped_steps and, if given, learning_rate.
+    If the loss, any gradient or any updated parameter is non-finite (a finite gradient times
+    a huge learning rate can overflow) the update is skipped: params, opt_state and ema_params
+    are returned unchanged, `skipped_steps` and `consecutive_skips` are incremented; `step`
+    advances either way (the batch was consumed); an accepted step resets `consecutive_skips`.
+    The EMA decay at step s is min(ema_decay, (1 + s)/(10 + s)). Metrics are scalars: loss
+    (batch mean), grad_norm, skipped (0/1), skipped_steps, consecutive_skips and, if given,
+    learning_rate.
     """
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
@@ -43,9 +52,9 @@ def train_step_fn(loss_fn: LossFn, optimizer: optax.GradientTransformation, *, e
 
         loss, grads = jax.value_and_grad(mean_loss)(state.params)
         grad_norm = optax.tree.norm(grads)
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & tree_all_finite(params)
         # EMA warmup (as TF's ExponentialMovingAverage with num_updates): short runs and the
         # first steps average over the steps actually taken, not over the initialization.
         decay = jnp.minimum(ema_decay, (1.0 + state.step) / (10.0 + state.step))
@@ -58,9 +67,11 @@ def train_step_fn(loss_fn: LossFn, optimizer: optax.GradientTransformation, *, e
             ema_params=_select(finite, ema_params, state.ema_params),
             rng=state.rng,
             skipped_steps=state.skipped_steps + skipped,
+            consecutive_skips=(state.consecutive_skips + 1) * skipped,
         )
         metrics = dict(loss=loss, grad_norm=grad_norm, skipped=skipped,
-                       skipped_steps=new_state.skipped_steps)
+                       skipped_steps=new_state.skipped_steps,
+                       consecutive_skips=new_state.consecutive_skips)
         if learning_rate_fn is not None:
             metrics["learning_rate"] = learning_rate_fn(state.step)
         return new_state, metrics
