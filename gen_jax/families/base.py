@@ -30,6 +30,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from gen_jax.models.factory import ModelView
 from gen_jax.models.transformer import TransformerConfig
 from gen_jax.train.samples import save_image_grid, save_text_samples
 
@@ -75,30 +76,6 @@ class Sampler:
     name: str
     setting: str
     fn: Callable
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelView:
-    """A Flax NNX module seen as pure functions of its parameters.
-
-    apply(params, *inputs) == module(*inputs); module(params) rebuilds the module (for methods
-    other than __call__, e.g. AR decoding with a KV cache). Other state (RNG counters) is
-    captured and not updated, so the view is deterministic.
-    """
-    graphdef: object
-    rest: object
-
-    @classmethod
-    def of(cls, model) -> tuple["ModelView", object]:
-        """(view, params) of an NNX module; params are its nnx.Param variables."""
-        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-        return cls(graphdef, rest), params
-
-    def module(self, params):
-        return nnx.merge(self.graphdef, params, self.rest)
-
-    def apply(self, params, *inputs):
-        return self.module(params)(*inputs)
 
 
 def batch_tokens(batch) -> jnp.ndarray:

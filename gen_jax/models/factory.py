@@ -8,6 +8,8 @@ share the backbone exactly and differ only in their embeddings and heads:
              + adaLN-zero modulation (6 d^2 + 6 d per block, 2 d^2 + 2 d final)
 so `count_params` differs by those terms only (checked in tests/test_models_transformer.py).
 """
+import dataclasses
+
 import jax
 from flax import nnx
 
@@ -17,18 +19,33 @@ def count_params(model) -> int:
     return int(sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
 
 
-def functional(model):
-    """Pure view of a module: returns (apply_fn, params).
+@dataclasses.dataclass(frozen=True)
+class ModelView:
+    """A Flax NNX module seen as pure functions of its parameters.
 
-    `apply_fn(params, *inputs, **kwargs)` == `model(*inputs, **kwargs)` as a plain function of
-    the nnx.State `params` (the nnx.Param variables), usable under jax.jit / grad / vmap by core
-    losses, likelihoods and samplers, e.g. `fn = lambda x, t: apply_fn(params, x, t)`. Other
-    state (RNG counters of dropout layers) is captured in the closure and not updated, so the
-    view is deterministic: train with dropout through nnx transforms on the module instead.
+    apply(params, *inputs, **kwargs) == module(*inputs, **kwargs); module(params) rebuilds the module (for methods
+    other than __call__, e.g. AR decoding with a KV cache). Other state (RNG counters) is
+    captured and not updated, so the view is deterministic.
     """
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    graphdef: object
+    rest: object
 
-    def apply_fn(params, *inputs, **kwargs):
-        return nnx.merge(graphdef, params, rest)(*inputs, **kwargs)
+    @classmethod
+    def of(cls, model) -> tuple["ModelView", object]:
+        """(view, params) of an NNX module; params are its nnx.Param variables."""
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        return cls(graphdef, rest), params
 
-    return apply_fn, params
+    def module(self, params):
+        return nnx.merge(self.graphdef, params, self.rest)
+
+    def apply(self, params, *inputs, **kwargs):
+        return self.module(params)(*inputs, **kwargs)
+
+
+def functional(model):
+    """Pure view of a module: (apply_fn, params) with `apply_fn(params, *inputs, **kwargs)` ==
+    `model(*inputs, **kwargs)` (`ModelView.apply`), usable under jax.jit / grad / vmap by core
+    losses, likelihoods and samplers, e.g. `fn = lambda x, t: apply_fn(params, x, t)`."""
+    view, params = ModelView.of(model)
+    return view.apply, params
