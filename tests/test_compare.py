@@ -37,14 +37,14 @@ def test_digits_run_reports_every_estimator(digits_run):
     workdir, results, proc = digits_run
     names = {(r["model"], r["name"]) for r in results["likelihoods"]}
     assert ("ar", "exact NLL") in names
-    assert {m for m, _ in names} == {"ar", "gaussian", "masked"}
-    assert sum(n.startswith("PF-ODE") for _, n in names) == 2
+    assert {m for m, _ in names} == {"ar", "gaussian", "masked", "flow"}
+    assert sum(n.startswith("PF-ODE") for _, n in names) == 4  # gaussian's and flow's, 2 each
     for r in results["likelihoods"]:
         assert math.isfinite(r["bits_per_dim"]) and r["se"] > 0, r
     # Every likelihood is -log2 P per dim of 17-level data: positive, and nowhere near absurd.
     assert all(0 < r["bits_per_dim"] < 20 for r in results["likelihoods"])
     for name in ("results.md", "training_curves.png", "sampling.png", "samples_ar.png",
-                 "samples_gaussian.png", "samples_masked.png"):
+                 "samples_gaussian.png", "samples_masked.png", "samples_flow.png"):
         assert os.path.getsize(os.path.join(workdir, name)) > 0, name
     assert "| ar | exact NLL | exact |" in open(os.path.join(workdir, "results.md")).read()
 
@@ -54,6 +54,7 @@ def test_digits_run_samples_every_sampler_with_quality(digits_run):
     runs = results["sampling"]
     samplers = {(r["model"], r["sampler"]) for r in runs}
     assert {("gaussian", s) for s in ("DDPM", "DDIM", "DPM-Solver++(2M)", "adaptive ODE")} <= samplers
+    assert {("flow", s) for s in ("Euler", "Heun", "DPM-Solver++(2M)", "adaptive ODE")} <= samplers
     fixed = [r for r in runs if r["sampler"] in ("DDPM", "DDIM", "DPM-Solver++(2M)")]
     assert sorted({r["nfe"] for r in fixed}) == [4.0, 8.0]
     assert all(r["fd"] is not None and r["fd"] >= 0 and r["seconds_per_sample"] > 0 for r in runs)

@@ -110,7 +110,7 @@ def test_eval_and_samples_written(ar_straight):
 
 
 def test_config_errors_name_the_field():
-    cases = [("family", "flow"), ("data.name", "nope"), ("train.steps", 0),
+    cases = [("family", "no_such_family"), ("data.name", "nope"), ("train.steps", 0),
              ("train.batch_size", -8), ("optimizer.learning_rate", 0.0),
              ("optimizer.ema_decay", 1.0), ("gaussian.loss", "l1")]
     for field, value in cases:

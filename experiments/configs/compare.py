@@ -3,7 +3,7 @@
 `get_config(dataset)` returns a ConfigDict:
   dataset: 'digits' | 'mnist' | 'text' | 'markov'.
   families: the model families trained, in this order; empty: every registered family that
-    models the dataset's kind of data (images: ar, gaussian, masked; text: ar, masked).
+    models the dataset's kind of data (images: ar, gaussian, masked, flow; text: ar, masked).
   model_config: the training config shared by every family (experiments/configs/base.py
     layout; `family` is set per model), so the models share backbone, budget and data. Its
     `eval` section (repeats, max_examples, batch_size) and each family's `eval` / `sample`
@@ -41,6 +41,7 @@ def _model_config(dataset: str) -> ml_collections.ConfigDict:
         # (logSNR 8, a sixth of a bin); 13.3 (VDM's value for 256 levels) wastes the model on
         # resolving noise far smaller than a bin.
         c.gaussian.logsnr_max = 8.0
+        c.flow.eval.t_min = 0.018  # the flow path's time of logSNR 8 (sigma = 0.018)
         c.optimizer.learning_rate = 2e-3
     elif dataset == "mnist":
         c.model.width, c.model.depth, c.model.num_heads = 128, 4, 4
