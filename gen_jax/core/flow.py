@@ -35,7 +35,8 @@ from gen_jax.core.likelihood import continuous_elbo
 from gen_jax.core.param import Denoiser
 from gen_jax.core.samplers.log_snr_time import time_at_log_snr
 from gen_jax.core.schedules import LinearLogSNR
-from gen_jax.core.sde import LogSNRSDE, batch_time, check_time, expand_like
+from gen_jax.core.sde import LogSNRSDE, Process
+from gen_jax.core.timeshape import batch_time, check_time, expand_like
 
 T_SAMPLINGS = ("uniform", "logit_normal")
 
@@ -56,7 +57,7 @@ def _static(default):
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
-class AffinePath:
+class AffinePath(Process):
     """The Gaussian path x_t = alpha(t) x_0 + sigma(t) eps on [0, T], T = 1 - t_eps.
 
     alpha_fn, sigma_fn: elementwise jax functions of t (module-level functions, so the path is
@@ -64,8 +65,8 @@ class AffinePath:
       They must give alpha > 0, sigma > 0 and a strictly decreasing log-SNR on [t_eps, T]
       (checked on a grid).
     t_eps: the path stops at T = 1 - t_eps, in (0, 0.1).
-    Same interface as the processes of ``core.sde``: T, alpha_sigma, log_snr, dlog_snr_dt,
-    marginal_prob, prior_sample, prior_logp, sde; plus ``coefficients`` (with derivatives).
+    A ``core.sde.Process`` (T, alpha_sigma, log_snr, dlog_snr_dt, marginal_prob, prior_sample,
+    prior_logp, sde, smallest_time = t_eps), plus ``coefficients`` (with derivatives).
     """
     alpha_fn: Callable = _static(linear_alpha)
     sigma_fn: Callable = _static(linear_sigma)
@@ -90,6 +91,10 @@ class AffinePath:
     @property
     def T(self) -> float:
         return 1.0 - self.t_eps
+
+    @property
+    def smallest_time(self) -> float:
+        return self.t_eps
 
     def alpha_sigma(self, t):
         """(alpha, sigma), each shaped like t."""
@@ -121,12 +126,6 @@ class AffinePath:
         rate = d_alpha / alpha
         g2 = 2.0 * sigma * d_sigma - 2.0 * rate * sigma**2
         return expand_like(rate, x) * x, jnp.sqrt(g2)
-
-    def marginal_prob(self, x0, t):
-        """Mean (like x0) and std (B,) of q(x_t | x_0)."""
-        t = batch_time(t, x0)
-        alpha, sigma = self.alpha_sigma(t)
-        return expand_like(alpha, x0) * x0, sigma
 
     def prior_sigma(self):
         """sigma(T): the prior's scale."""

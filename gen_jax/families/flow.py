@@ -26,11 +26,11 @@ import ml_collections
 
 from gen_jax.core.flow import (T_SAMPLINGS, flow_elbo, flow_matching_loss, linear_path,
                                velocity_score_fn, velocity_x0_fn)
-from gen_jax.core.likelihood import levels_to_centers
 from gen_jax.core.ode_likelihood import pf_ode_bits_per_dim
-from gen_jax.core.results import LikelihoodResult, SampleResult
+from gen_jax.core.results import SampleResult
 from gen_jax.core.samplers import dpm_solver_pp_sample, ode_sample_adaptive
 from gen_jax.core.samplers.flow_ode import flow_euler_sample, flow_heun_sample
+from gen_jax.core.units import centers_to_levels, levels_to_centers
 from gen_jax.families.base import (UPPER_BOUND, Estimator, Family, Sampler, choice, positive_float,
                                    positive_int)
 from gen_jax.families.registry import register
@@ -47,12 +47,6 @@ class VelocityTransformer(DiffusionTransformer):
     def __init__(self, config, image_shape, *, patch_size=1, rngs):
         super().__init__(config, image_shape, patch_size=patch_size, rngs=rngs)
         self.prediction = "velocity"
-
-
-def _levels(x, num_levels):
-    """Continuous samples in [-1, 1] -> int32 level of the nearest bin centre (jit-able)."""
-    k = jnp.floor((x + 1.0) * num_levels / 2.0)
-    return jnp.clip(k, 0, num_levels - 1).astype(jnp.int32)
 
 
 def _t_min(section, prefix, field):
@@ -148,18 +142,16 @@ class FlowMatchingFamily(Family):
         K = spec.num_levels
 
         def elbo(params, batch, key):
-            total, terms = flow_elbo(key, path, lambda x, t: view.apply(params, x, t),
-                                     batch["image"].astype(jnp.int32), K, t_min=e.t_min)
-            return LikelihoodResult(total, terms)
+            return flow_elbo(key, path, lambda x, t: view.apply(params, x, t),
+                             batch["image"].astype(jnp.int32), K, t_min=e.t_min)
 
         def pf_ode(tolerance):
             def fn(params, batch, key):
                 score = velocity_score_fn(path, lambda x, t: view.apply(params, x, t))
-                bits, nfe = pf_ode_bits_per_dim(
+                return pf_ode_bits_per_dim(
                     key, path, score, batch["image"].astype(jnp.int32), K,
                     divergence=e.ode_divergence, probe=e.ode_probe, rtol=tolerance,
                     atol=tolerance, t_min=e.t_min, dequantization="forward")
-                return LikelihoodResult(bits * spec.num_dims * jnp.log(2.0), dict(nfe=nfe))
             return fn
 
         ode_name = f"PF-ODE NLL (rtol=atol={e.ode_tolerance:g})"
@@ -190,9 +182,9 @@ class FlowMatchingFamily(Family):
                 x, nfe = dpm_solver_pp_sample(key, velocity_x0_fn(path, velocity), path, full,
                                               setting, t_min=t_min, prediction="x0")
             else:
-                x, nfe = ode_sample_adaptive(key, path, velocity_score_fn(path, velocity), full,
+                x, nfe = ode_sample_adaptive(key, velocity_score_fn(path, velocity), path, full,
                                              rtol=setting, atol=setting, t_min=t_min)
-            return SampleResult(_levels(x, K), nfe)
+            return SampleResult(centers_to_levels(x, K), nfe)
 
         label = f"rtol=atol={setting:g}" if name == "adaptive ODE" else f"{setting} steps"
         return Sampler(name, label, sample)
