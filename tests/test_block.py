@@ -81,7 +81,8 @@ def np_marginals(state):
     """(L, V) marginals of each token given a partial state (tuple, -1 = free)."""
     state = np.array(state)
     weights = TABLE * np.all((state == -1) | (SEQS == state), axis=1)
-    return np.stack([np.bincount(SEQS[:, i], weights, minlength=V) for i in range(L)]) / weights.sum()
+    marginals = np.stack([np.bincount(SEQS[:, i], weights, minlength=V) for i in range(L)])
+    return marginals / weights.sum()
 
 
 def block_cost(j, b, k, pattern):
@@ -258,14 +259,16 @@ def test_vectorised_pass_equals_a_loop_over_blocks_and_the_kv_cache():
     b = 2
     model = block_model(b)
     x_t, x = net_batch(1)
-    vectorised = np.asarray(model(x_t, x))
+    forward = jax.jit(lambda x_t, x: model(x_t, x))
+    vectorised = np.asarray(forward(x_t, x))
+    plain = jax.jit(lambda seq: model.head(model.backbone(model.token_embed(seq))))
     cache = model.init_cache(x.shape[0], NET_L)
     denoise = jax.jit(model.denoise)
     for k in range(NET_L // b):
         lo, hi = k * b, (k + 1) * b
         # Loop: clean prefix + noisy block k under the backbone's plain block-causal mask.
         seq = jnp.concatenate([x[:, :lo], x_t[:, lo:hi]], axis=1)
-        loop = model.head(model.backbone(model.token_embed(seq)))[:, lo:hi]
+        loop = plain(seq)[:, lo:hi]
         np.testing.assert_allclose(np.asarray(loop), vectorised[:, lo:hi], rtol=1e-5, atol=1e-5)
         cached, cache = denoise(cache, x_t[:, lo:hi], jnp.int32(k),
                                       None if k == 0 else x[:, lo - b:lo])
@@ -273,7 +276,7 @@ def test_vectorised_pass_equals_a_loop_over_blocks_and_the_kv_cache():
         # A second denoising step of the same block (no commit) overwrites the noisy slots.
         again, cache = denoise(cache, x[:, lo:hi], jnp.int32(k), None)
         x_t_clean = x_t.at[:, lo:hi].set(x[:, lo:hi])
-        np.testing.assert_allclose(np.asarray(again), np.asarray(model(x_t_clean, x))[:, lo:hi],
+        np.testing.assert_allclose(np.asarray(again), np.asarray(forward(x_t_clean, x))[:, lo:hi],
                                    rtol=1e-5, atol=1e-5)
 
 
@@ -289,9 +292,10 @@ def test_whole_sequence_block_model_is_the_masked_model():
     # ... hence the same NELBO as masked_elbo, with the same keys.
     x = jax.random.randint(jax.random.key(3), (6, NET_L), 0, NET_V)
     for kwargs in (dict(), dict(antithetic=False), dict(num_steps=3)):
-        got = block_elbo(jax.random.key(4), model, x, MaskingSchedule(), NET_V, NET_L, **kwargs)
-        want = masked_elbo(jax.random.key(4), lambda x_t, t: masked(x_t), x, MaskingSchedule(),
-                           NET_V, **kwargs)
+        got = jax.jit(lambda k: block_elbo(k, model, x, MaskingSchedule(), NET_V, NET_L,
+                                           **kwargs))(jax.random.key(4))
+        want = jax.jit(lambda k: masked_elbo(k, lambda x_t, t: masked(x_t), x, MaskingSchedule(),
+                                             NET_V, **kwargs))(jax.random.key(4))
         np.testing.assert_allclose(np.asarray(got.nll), np.asarray(nll_of(want)), rtol=1e-5)
 
 

@@ -214,6 +214,8 @@ def block_ancestral_sample(key, denoise_fn, state, batch, length, block_size, sc
         x, state = run_block(state, k, prev)
         return (state, x), x
 
+    if blocks == 1:
+        return SampleResult(first, num_steps)
     (_, _), rest = jax.lax.scan(next_block, (state, first), jnp.arange(1, blocks, dtype=jnp.int32))
     samples = jnp.concatenate([first[:, None], jnp.moveaxis(rest, 0, 1)], axis=1)
     return SampleResult(samples.reshape(batch, length), blocks * num_steps)

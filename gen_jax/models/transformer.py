@@ -11,8 +11,9 @@ Peebles & Xie 2023): a conditioning vector c (B, d_model) — embedded time plus
 produces a per-block shift, scale and gate for each sublayer, from a zero-initialised linear
 layer, so every block starts as the identity.
 
-KV-cached decoding (causal and block-causal models): `init_cache` returns an explicit cache pytree (one
-`KVCache` per layer) and `decode` consumes and returns it; nothing is stored on the module.
+KV-cached decoding (causal and block-causal models): `init_cache` returns an explicit cache
+pytree (one `KVCache` per layer) and `decode` consumes and returns it; nothing is stored on the
+module.
 """
 import dataclasses
 from typing import Any, NamedTuple, Optional
@@ -83,7 +84,8 @@ class TransformerConfig:
             if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
                 raise ValueError(f"attention_block_size must be None or an integer >= 1, got {b!r}")
             if self.causal:
-                raise ValueError("attention_block_size gives block-causal attention: set causal=False")
+                raise ValueError("attention_block_size gives block-causal attention: "
+                                 "set causal=False")
 
     @property
     def conditioned(self):
