@@ -1,6 +1,7 @@
 """Model families as first-class definitions: one module per family implementing `Family`
 (base.py), one registry (registry.py). Importing this package registers the built-in families
-'ar', 'gaussian', 'masked' and 'flow'.
+'ar', 'gaussian', 'masked', 'flow' and the block-diffusion sizes 'block' (b = 4), 'block1',
+'block16' and 'blockL' (b = L).
 
     from gen_jax import families
     family = families.get("masked")
@@ -11,7 +12,7 @@ import dataclasses
 from gen_jax.families.base import (EXACT, UPPER_BOUND, Estimator, Family, ModelView, Sampler,
                                    backbone_config, batch_tokens)
 from gen_jax.families.registry import get, names, register, unregister
-from gen_jax.families import ar, gaussian, masked, flow  # noqa: F401,E402  (register the built-ins)
+from gen_jax.families import ar, gaussian, masked, flow, block  # noqa: F401,E402  (registers the built-ins, in this order)
 from gen_jax.models.transformer import TransformerConfig
 
 

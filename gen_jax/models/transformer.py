@@ -2,24 +2,28 @@
 
 Maps embeddings (B, L, d_model) -> features (B, L, d_model). Pre-norm blocks (attention, then
 MLP), attention through `gen_jax.models.attention` (cached decoding through
-`jax.nn.dot_product_attention`), causal or bidirectional, RoPE or learned absolute positions.
+`jax.nn.dot_product_attention`), causal, bidirectional or block-causal
+(`attention_block_size`), or any boolean (L, L) `mask` given to the call; RoPE or learned
+absolute positions.
 Linear layers are `gen_jax.models.matmul.Linear` (nnx.Linear with CPU-friendly gradients).
 With `time_conditioning` and/or `num_classes` the blocks are conditioned adaLN-zero style (DiT,
 Peebles & Xie 2023): a conditioning vector c (B, d_model) — embedded time plus embedded label —
 produces a per-block shift, scale and gate for each sublayer, from a zero-initialised linear
 layer, so every block starts as the identity.
 
-KV-cached decoding (causal models only): `init_cache` returns an explicit cache pytree (one
-`KVCache` per layer) and `decode` consumes and returns it; nothing is stored on the module.
+KV-cached decoding (causal and block-causal models): `init_cache` returns an explicit cache
+pytree (one `KVCache` per layer) and `decode` consumes and returns it; nothing is stored on the
+module.
 """
 import dataclasses
 from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
-from gen_jax.models.attention import attention
+from gen_jax.models.attention import attention, block_causal_mask
 from gen_jax.models.embeddings import LabelEmbedding, TimeEmbedding
 from gen_jax.models.matmul import Linear
 from gen_jax.models.positional import apply_rope
@@ -38,6 +42,8 @@ class TransformerConfig:
     when their input is all noise or masks, and learn neighbour lookups much faster with RoPE).
     time_scale multiplies t before the Fourier features (1000 for t in [0, 1]; 1 for log-SNR).
     dtype is the compute dtype (e.g. jnp.bfloat16); parameters are kept in param_dtype.
+    attention_block_size: None, or b for block-causal attention (BD3-LM, Arriola et al. 2025):
+    position i attends to j iff j // b <= i // b (needs causal=False; b = 1 is causal attention).
     """
     num_layers: int = 4
     num_heads: int = 4
@@ -51,6 +57,7 @@ class TransformerConfig:
     num_classes: Optional[int] = None
     dropout: float = 0.0
     time_scale: float = 1000.0
+    attention_block_size: Optional[int] = None
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -72,6 +79,13 @@ class TransformerConfig:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
         if self.num_classes is not None and self.num_classes < 1:
             raise ValueError(f"num_classes must be None or >= 1, got {self.num_classes}")
+        b = self.attention_block_size
+        if b is not None:
+            if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
+                raise ValueError(f"attention_block_size must be None or an integer >= 1, got {b!r}")
+            if self.causal:
+                raise ValueError("attention_block_size gives block-causal attention: "
+                                 "set causal=False")
 
     @property
     def conditioned(self):
@@ -101,19 +115,22 @@ def _norm(cfg, affine, rngs):
 
 
 class SelfAttention(nnx.Module):
-    """Multi-head self-attention; causal or bidirectional; optional RoPE; optional KV cache."""
+    """Multi-head self-attention; causal, bidirectional, block-causal or masked; optional RoPE;
+    optional KV cache."""
 
     def __init__(self, cfg, *, rngs):
         self.cfg = cfg
         self.qkv = _dense(cfg, cfg.d_model, 3 * cfg.d_model, rngs)
         self.out = _dense(cfg, cfg.d_model, cfg.d_model, rngs)
 
-    def __call__(self, x, positions, cache=None):
+    def __call__(self, x, positions, cache=None, mask=None):
         """x (B, L, d), positions (B, L) int -> ((B, L, d), updated cache or None).
 
-        With a cache (length S), this call's keys/values are written at positions[:, 0] ..
-        positions[:, 0] + L - 1 of each row, and a query at position p attends to cache slots
-        0..p. Rows may sit at different positions (ragged prompts).
+        Without a cache, `mask` (L, L) bool (True: may attend) replaces the config's attention
+        pattern. With a cache (length S), this call's keys/values are written at positions[:, 0]
+        .. positions[:, 0] + L - 1 of each row, and a query at position p attends to cache slots
+        0..p (causal), or to the slots of blocks <= p // attention_block_size (block-causal).
+        Rows may sit at different positions (ragged prompts).
         """
         cfg = self.cfg
         b, length, _ = x.shape
@@ -123,15 +140,23 @@ class SelfAttention(nnx.Module):
         if "rope" in cfg.positional:
             q, k = apply_rope(q, positions), apply_rope(k, positions)
         if cache is None:
-            y = attention(q, k, v, causal=cfg.causal)
+            if mask is None and cfg.attention_block_size is not None:
+                mask = block_causal_mask(length, cfg.attention_block_size)
+            y = attention(q, k, v, causal=cfg.causal and mask is None, mask=mask)
         else:
+            if mask is not None:
+                raise ValueError("a mask applies to uncached calls only")
             write = jax.vmap(lambda buf, new, start: jax.lax.dynamic_update_slice(
                 buf, new.astype(buf.dtype), (start, 0, 0)))
             cache = KVCache(write(cache.k, k, positions[:, 0]), write(cache.v, v, positions[:, 0]))
             slots = jnp.arange(cache.k.shape[1])
-            mask = slots[None, None, :] <= positions[:, :, None]  # (B, L, S)
+            if cfg.attention_block_size is None:
+                visible = slots[None, None, :] <= positions[:, :, None]  # (B, L, S)
+            else:
+                size = cfg.attention_block_size
+                visible = slots[None, None, :] // size <= positions[:, :, None] // size
             y = jax.nn.dot_product_attention(q, cache.k.astype(q.dtype), cache.v.astype(q.dtype),
-                                             mask=mask[:, None])
+                                             mask=visible[:, None])
         return self.out(y.reshape(b, length, cfg.d_model)), cache
 
 
@@ -174,16 +199,18 @@ class Block(nnx.Module):
     def _drop(self, x):
         return x if self.dropout is None else self.dropout(x)
 
-    def __call__(self, x, cond, positions, cache=None):
-        """x (B, L, d), cond (B, d) or None, positions (B, L) -> ((B, L, d), cache)."""
+    def __call__(self, x, cond, positions, cache=None, mask=None):
+        """x (B, L, d), cond (B, d) or None, positions (B, L), mask (L, L) bool or None ->
+        ((B, L, d), cache)."""
         if self.conditioned:
             mods = self.modulation(jax.nn.silu(cond))[:, None, :]
             shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = jnp.split(mods, 6, axis=-1)
-            h, cache = self.attn(self.norm_attn(x) * (1 + scale_a) + shift_a, positions, cache)
+            h, cache = self.attn(self.norm_attn(x) * (1 + scale_a) + shift_a, positions, cache,
+                                 mask)
             x = x + gate_a * self._drop(h)
             x = x + gate_m * self._drop(self.mlp(self.norm_mlp(x) * (1 + scale_m) + shift_m))
         else:
-            h, cache = self.attn(self.norm_attn(x), positions, cache)
+            h, cache = self.attn(self.norm_attn(x), positions, cache, mask)
             x = x + self._drop(h)
             x = x + self._drop(self.mlp(self.norm_mlp(x)))
         return x, cache
@@ -246,19 +273,19 @@ class Transformer(nnx.Module):
         if h.ndim != 3 or h.shape[-1] != cfg.d_model:
             raise ValueError(f"backbone input must have shape (batch, length, {cfg.d_model}), "
                              f"got {h.shape}")
-        if h.shape[1] > cfg.max_len:
+        if positions is None and h.shape[1] > cfg.max_len:
             raise ValueError(f"sequence length {h.shape[1]} exceeds max_len {cfg.max_len}")
         if positions is not None and positions.shape != h.shape[:2]:
             raise ValueError(f"positions must have shape {h.shape[:2]}, got {positions.shape}")
 
-    def _run(self, h, cond, positions, caches):
+    def _run(self, h, cond, positions, caches, mask=None):
         cfg = self.config
         if "learned" in cfg.positional:
             h = h + self.position_embed(positions)
         h = h.astype(cfg.dtype)
         new_caches = []
         for i, block in enumerate(self.blocks):
-            h, cache = block(h, cond, positions, None if caches is None else caches[i])
+            h, cache = block(h, cond, positions, None if caches is None else caches[i], mask)
             new_caches.append(cache)
         h = self.final_norm(h)
         if cfg.conditioned:
@@ -266,19 +293,27 @@ class Transformer(nnx.Module):
             h = h * (1 + scale) + shift
         return h, (None if caches is None else tuple(new_caches))
 
-    def __call__(self, h, *, t=None, label=None, positions=None):
-        """h (B, L, d_model) -> (B, L, d_model). positions (B, L) int default 0..L-1."""
+    def __call__(self, h, *, t=None, label=None, positions=None, mask=None):
+        """h (B, L, d_model) -> (B, L, d_model).
+
+        positions (B, L) int, default 0..L-1 (L <= max_len); explicit positions must lie in
+        [0, max_len) (the sequence may be longer, e.g. two views of one sequence). mask: None
+        (the config's causal / bidirectional / block-causal attention) or a boolean (L, L) array,
+        True where query i may attend to key j.
+        """
         self._check(h, positions)
         b, length, _ = h.shape
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(length), (b, length))
-        return self._run(h, self.condition(b, t, label), positions, None)[0]
+        return self._run(h, self.condition(b, t, label), positions, None, mask)[0]
 
     def init_cache(self, batch, length):
-        """Empty KV cache for `length` positions: tuple of num_layers KVCache (causal models)."""
+        """Empty KV cache for `length` positions: tuple of num_layers KVCache (causal and
+        block-causal models)."""
         cfg = self.config
-        if not cfg.causal:
-            raise ValueError("KV caching needs a causal backbone (causal=True)")
+        if not cfg.causal and cfg.attention_block_size is None:
+            raise ValueError("KV caching needs a causal or block-causal backbone (causal=True or "
+                             "attention_block_size)")
         if length > cfg.max_len:
             raise ValueError(f"cache length {length} exceeds max_len {cfg.max_len}")
         shape = (batch, length, cfg.num_heads, cfg.head_dim)
@@ -289,7 +324,9 @@ class Transformer(nnx.Module):
         """Cached step: h (B, L, d) at positions (B, L) (consecutive per row) -> (features, cache).
 
         Writes this chunk's keys/values into `cache` and attends to cache slots <= position;
-        slots beyond a row's position are ignored, so stale entries never leak.
+        slots beyond a row's position are ignored, so stale entries never leak. Block-causal:
+        attends to the slots of blocks <= its own, so a chunk must cover whole blocks (every slot
+        of its blocks is written by this call).
         """
         self._check(h, positions)
         if positions is None:
