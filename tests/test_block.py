@@ -44,8 +44,8 @@ ENTROPY = float(TABLE @ NEG_LOG_P)
 
 
 def nll_of(out):
-    """`masked_elbo`'s nll: a dict on main before the LikelihoodResult change, then .nll."""
-    return out["nll"] if isinstance(out, dict) else out.nll
+    """`masked_elbo`'s nll (a LikelihoodResult)."""
+    return out.nll
 
 
 def exact_block_logits(x_t, x, b):
@@ -396,7 +396,7 @@ def test_whole_sequence_sampler_is_the_masked_sampler_draw_for_draw():
                                  MASK, top_p=0.9)
     want = masked_ancestral_sample(jax.random.key(3), fn, 64, L, MaskingSchedule(), 5, MASK,
                                    top_p=0.9)
-    np.testing.assert_array_equal(np.asarray(got.samples), np.asarray(want))
+    np.testing.assert_array_equal(np.asarray(got.samples), np.asarray(want.samples))
 
 
 def test_model_sampler_runs_with_its_kv_cache_and_counts_calls():

@@ -25,7 +25,7 @@ import jax
 import ml_collections
 
 from gen_jax.core.block import MaskingSchedule, block_ancestral_sample, block_elbo
-from gen_jax.core.likelihood import nats_to_bits_per_dim
+from gen_jax.core.units import nats_to_bits_per_dim
 from gen_jax.core.results import LikelihoodResult, SampleResult
 from gen_jax.families.base import UPPER_BOUND, Estimator, Family, Sampler, batch_tokens, choice
 from gen_jax.families.registry import register
