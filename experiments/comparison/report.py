@@ -123,7 +123,7 @@ def comparisons(estimates, num_levels: int) -> list[dict]:
                     or _paired(e, solve) is None):
                 continue
             r = paired_bound_check(_paired(e, solve), solve.values)
-            below = r["difference"] < 0
+            below = r["z"] < -2
             rows.append(dict(
                 comparison=f"{e.name} - {solve.name} ({e.model})", difference=r["difference"],
                 se=r["se"], z=r["z"],
@@ -131,7 +131,8 @@ def comparisons(estimates, num_levels: int) -> list[dict]:
                         f"{len(solve.indices)} examples (z = {r['z']:+.1f}): " + (
                             "the bound is BELOW the ODE flow's NLL: the two models differ (the "
                             "learned score is not exact), the ODE model is the worse one here"
-                            if below else "the ODE flow's NLL is below this bound"))))
+                            if below else "the ODE flow's NLL is below this bound" if r["z"] > 2
+                            else "no significant difference (|z| <= 2)"))))
     uniform = math.log2(num_levels)
     for e in estimates:
         mean, se = mean_and_se(e.values)
