@@ -1,6 +1,7 @@
 """The main job: exact AR NLL vs diffusion bounds on the same data, in one command.
 
   python -m experiments.compare                      # digits, 17 levels, offline, ~5 min CPU
+  python -m experiments.compare --budget long        # 5000 steps, converged PF-ODE, full VLB (~45 min)
   python -m experiments.compare --dataset mnist --data_dir ../shared/data/mnist [--binarize]
   python -m experiments.compare --dataset text --text_file ../shared/data/tiny_shakespeare/input.txt
   python -m experiments.compare --dataset markov     # known entropy
@@ -24,9 +25,11 @@ from absl import app, flags, logging
 
 from experiments.comparison import report
 from experiments.comparison.run import run_comparison
-from experiments.configs.compare import DATASETS, get_config, smoke
+from experiments.configs.compare import BUDGETS, DATASETS, get_config, smoke
 
 _DATASET = flags.DEFINE_enum("dataset", "digits", DATASETS, "Data to compare on.")
+_BUDGET = flags.DEFINE_enum("budget", "default", BUDGETS, "Named budget (experiments/configs/"
+                            "compare.py): training steps and the costly estimators.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "mnist: directory of MNIST idx files.")
 _TEXT_FILE = flags.DEFINE_string("text_file", "", "text: a UTF-8 file (character tokens).")
 _BINARIZE = flags.DEFINE_bool("binarize", False, "mnist: threshold to 2 levels.")
@@ -43,7 +46,7 @@ _FAMILY_MODULES = flags.DEFINE_list("family_modules", [], "Python modules to imp
 def build_config():
     for module in _FAMILY_MODULES.value:
         importlib.import_module(module)
-    cfg = get_config(_DATASET.value)
+    cfg = get_config(_DATASET.value, _BUDGET.value)
     m = cfg.model_config
     m.seed = _SEED.value
     if _DATASET.value == "mnist":

@@ -130,3 +130,35 @@ def test_audit_flags_unconverged_solves_and_reports_a_bound_below_the_ode():
     exact = [_estimate("nll", "ar", base, kind="exact"), _estimate("bound", "ar", base - 0.1)]
     (check,) = audit(exact)
     assert not check["holds"] and "IMPOSSIBLE" in check["detail"]
+
+
+def test_budgets_are_valid_configs_with_their_settings():
+    from experiments.configs.compare import apply_budget, get_config
+    from gen_jax.train.config import validate_config
+
+    for budget, steps, ode, check, full in (("default", 500, 48, 24, False),
+                                            ("long", 5000, 120, 24, True),
+                                            ("gpu", 20000, 500, 100, True)):
+        m = get_config("digits", budget).model_config
+        e = m.gaussian.eval
+        assert (m.train.steps, e.ode_examples, e.ode_check_examples, e.vlb_full) == (steps, ode, check, full)
+        assert (e.ode_tolerance, e.ode_check_tolerance, e.ode_t_min) == (1e-6, 1e-7, 1e-5)
+        config = m.copy_and_resolve_references()
+        config.family = "gaussian"
+        validate_config(config)
+    with pytest.raises(ValueError, match="budget"):
+        apply_budget(get_config("digits"), "huge")
+    config = get_config("digits").model_config.copy_and_resolve_references()
+    config.family = "gaussian"
+    config.gaussian.eval.ode_check_tolerance = 1e-4
+    with pytest.raises(ValueError, match="ode_check_tolerance"):
+        validate_config(config)
+
+
+def test_convergence_check_with_too_few_examples_is_inconclusive():
+    rng = np.random.default_rng(2)
+    base = 3.0 + rng.normal(size=50) * 0.3
+    noisy = [_estimate("ode", "gaussian", base), _estimate("ode tight", "gaussian",
+                                                        base[:6] + 0.1 * rng.normal(size=6), check_of="ode")]
+    (check,) = audit(noisy)
+    assert not check["holds"] and "INCONCLUSIVE" in check["detail"]

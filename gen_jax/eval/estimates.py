@@ -1,7 +1,8 @@
 """A family's likelihood estimators run over a held-out split, through the training mesh.
 
 `estimate(...)` runs one `gen_jax.families.Estimator` on the held-out examples `indices` in
-batches of `batch_size` (the last one filled by wrapping, its extra rows dropped: one compile),
+batches of `batch_size` (at most the examples, rounded up to the devices; the last one filled by
+wrapping, its extra rows dropped: one compile),
 with the batch sharded over the mesh's 'data' axis and the parameters placed as in training, and
 averages `repeats` independent draws per example for a stochastic estimator, so a bound's standard
 error over examples includes its own sampling noise. The key of an estimator is derived from its
@@ -70,6 +71,7 @@ def estimate(estimator, model_name: str, params, data: dict, indices, *, num_dim
     if n == 0:
         raise ValueError(f"{estimator.name}: no held-out examples to evaluate")
     repeats = repeats if estimator.stochastic else 1
+    batch_size = min(batch_size, -(-n // num_devices) * num_devices)  # no padding rows past n
     rows_sh = sharding_lib.batch_sharding(mesh)
 
     def nll_and_nfe(p, b, k):

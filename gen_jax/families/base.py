@@ -49,9 +49,9 @@ class Estimator:
       dict of (B,) arrays (with 'nfe' (B,) for solver-based estimators).
     stochastic: its value depends on the key (averaged over `config.eval.repeats` draws).
     max_examples: evaluate on the first N held-out examples only (0: all), for costly ones.
-    convergence_check_of: the name of an estimator this one recomputes at a looser solver
-      tolerance, with the same key (same probes and dequantization draws): the audit compares
-      the two to say whether the solve converged.
+    convergence_check_of: the name of an estimator this one recomputes at a tighter solver
+      tolerance (usually on fewer examples), with the same key (same probes and dequantization
+      draws): the audit compares the two to say whether the solve converged.
     """
     name: str
     kind: str
