@@ -29,7 +29,7 @@ def _run_compare(workdir, *args):
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("compare_digits"))
-    results, proc = _run_compare(workdir)
+    results, proc = _run_compare(workdir, "--families=ar,gaussian,masked,flow")
     return workdir, results, proc
 
 
