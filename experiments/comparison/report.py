@@ -167,7 +167,7 @@ def markdown(results: dict) -> str:
         lines.append(row)
     if entropy is not None:
         lines += ["", f"True entropy of the data: {entropy:.4f} {unit}."]
-    lines += ["", "## Models", "", f"| model | parameters | steps | train s | final train loss ({unit}) |",
+    lines += ["", "## Models", "", f"| model | parameters | steps | train s | final train loss (its objective) |",
               "|---|---|---|---|---|"]
     for m in results["models"]:
         lines.append(f"| {m['family']} | {m['parameters']:,} | {m['steps']} | "
