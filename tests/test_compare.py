@@ -136,7 +136,7 @@ def test_budgets_are_valid_configs_with_their_settings():
     from experiments.configs.compare import apply_budget, get_config
     from gen_jax.train.config import validate_config
 
-    for budget, steps, ode, check, full in (("default", 500, 48, 24, False),
+    for budget, steps, ode, check, full in (("default", 500, 24, 12, False),
                                             ("long", 5000, 120, 24, True),
                                             ("gpu", 20000, 500, 100, True)):
         m = get_config("digits", budget).model_config
