@@ -270,7 +270,7 @@ def _tiny_config(steps):
     c.eval.repeats, c.eval.max_examples = 1, 24
     c.sample.every_steps = 0
     c.flow.eval.t_min = 0.018
-    c.flow.eval.ode_examples, c.flow.eval.ode_check_examples, c.flow.eval.ode_tolerance = 12, 12, 1e-3
+    c.flow.eval.ode_examples, c.flow.eval.ode_check_examples, c.flow.eval.ode_tolerance = 12, 12, 1e-6
     return c
 
 

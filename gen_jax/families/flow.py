@@ -73,7 +73,7 @@ class FlowMatchingFamily(Family):
         c.eval = ml_collections.ConfigDict()
         c.eval.t_min = 1e-3  # decoder / dequantization time of both estimators (sigma = t_min)
         c.eval.ode_examples = 16  # held-out examples of the PF-ODE NLL (costly)
-        c.eval.ode_tolerance = 1e-4  # rtol = atol of the adaptive solve
+        c.eval.ode_tolerance = 1e-6  # rtol = atol of the adaptive solve (as gaussian: converged)
         c.eval.ode_check_examples = 8  # re-solved at a 10x tighter tolerance: converged?
         c.eval.ode_divergence = "hutchinson"  # 'hutchinson' (one probe) | 'exact' (D jvps)
         c.eval.ode_probe = "rademacher"  # Hutchinson probe: 'rademacher' | 'gaussian'
