@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from gen_jax.core.categorical import sample_categorical
 from gen_jax.core.masked import (MaskingSchedule, _check_schedule, _check_tokens,
-                                 _discrete_alphas)
+                                 _discrete_alphas, _vocab_size, masked_token_nlls)
 from gen_jax.core.results import LikelihoodResult, SampleResult
 
 __all__ = ["MaskingSchedule", "block_elbo", "block_ancestral_sample", "num_blocks"]
@@ -56,20 +56,8 @@ def _block_times(key, batch, blocks, antithetic):
 
 
 def _vocab(logits_fn, x, mask_id):
-    out = jax.eval_shape(logits_fn, x, x)
-    if len(out.shape) != 3 or out.shape[:2] != x.shape:
-        raise ValueError(f"logits_fn must return (B, L, V) = {x.shape} + (V,), got {out.shape}")
-    vocab = out.shape[-1]
-    if isinstance(mask_id, numbers.Integral) and 0 <= mask_id < vocab:
-        raise ValueError(f"mask_id={mask_id} collides with a real token id in [0, {vocab})")
-    return vocab
-
-
-def _masked_token_nlls(logits, x, x_t, mask_id):
-    """(B, L) nats: -log p(x_i | ...) where x_t is masked, 0 elsewhere (unmasked logits ignored)."""
-    log_p = jax.nn.log_softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=-1)
-    log_p_x = jnp.take_along_axis(log_p, x[..., None].astype(jnp.int32), axis=-1)[..., 0]
-    return jnp.where(x_t == mask_id, -log_p_x, 0.0)
+    """V of `logits_fn(x_t, x)` (no compute), with masked.py's shape and mask-id checks."""
+    return _vocab_size(logits_fn, x, x, mask_id)
 
 
 def block_elbo(key, logits_fn, x, schedule, mask_id, block_size, *, num_steps=None, t_min=0.0,
@@ -143,7 +131,7 @@ def block_elbo(key, logits_fn, x, schedule, mask_id, block_size, *, num_steps=No
     keep = jnp.repeat(alpha_t, block_size, axis=1)  # (B, L): each token's block keep-probability
     x_t = jnp.where(jax.random.uniform(mask_key, x.shape) < keep, x,
                     jnp.asarray(mask_id, x.dtype))
-    per_token = _masked_token_nlls(logits_fn(x_t, x), x, x_t, mask_id)
+    per_token = masked_token_nlls(logits_fn(x_t, x), x, x_t, mask_id)
     diffusion = jnp.sum(weight * per_token.reshape(batch, blocks, block_size).sum(-1), axis=-1)
     reconstruction = jnp.full((batch,), reconstruction, diffusion.dtype)
     prior = jnp.full((batch,), prior, diffusion.dtype)

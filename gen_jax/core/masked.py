@@ -126,11 +126,16 @@ def _vocab_size(logits_fn, x_t, t, mask_id):
     return vocab
 
 
-def _masked_token_nll(logits, x, x_t, mask_id):
-    """sum over masked positions of -log p(x_i | x_t); (B,) nats. Unmasked logits are ignored."""
+def masked_token_nlls(logits, x, x_t, mask_id):
+    """(B, L) nats: -log p(x_i | x_t) where x_t is masked, 0 elsewhere (unmasked logits ignored)."""
     log_p = jax.nn.log_softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=-1)
     log_p_x = jnp.take_along_axis(log_p, x[..., None].astype(jnp.int32), axis=-1)[..., 0]
-    return jnp.sum(jnp.where(x_t == mask_id, -log_p_x, 0.0), axis=-1)
+    return jnp.where(x_t == mask_id, -log_p_x, 0.0)
+
+
+def _masked_token_nll(logits, x, x_t, mask_id):
+    """sum over masked positions of -log p(x_i | x_t); (B,) nats."""
+    return jnp.sum(masked_token_nlls(logits, x, x_t, mask_id), axis=-1)
 
 
 def _uniform_times(key, batch, antithetic):
