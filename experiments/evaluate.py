@@ -20,7 +20,7 @@ from experiments.comparison.evaluation import evaluate_run
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by experiments.train "
                                "(or a model's subdirectory of an experiments.compare run).")
-_REPEATS = flags.DEFINE_integer("repeats", 0, "Draws per stochastic estimator (0: the run's "
+_REPEATS = flags.DEFINE_integer("repeats", 0, "Draws per repeated estimator (0: the run's "
                                 "eval.repeats).")
 _MAX_EXAMPLES = flags.DEFINE_integer("max_examples", -1, "Held-out examples (0: all; -1: the "
                                      "run's eval.max_examples).")

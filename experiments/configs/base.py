@@ -98,7 +98,7 @@ def get_base_config(family: str, dataset: str) -> ml_collections.ConfigDict:
     c.eval.batch_size = 256
     c.eval.max_batches = 0
     c.eval.use_ema = True
-    c.eval.repeats = 4  # draws of each stochastic estimator per example (experiments.evaluate)
+    c.eval.repeats = 4  # draws per example of each repeated estimator (experiments.evaluate)
     c.eval.max_examples = 0  # held-out examples of experiments.evaluate (0: the whole split)
 
     c.sample = ml_collections.ConfigDict()

@@ -16,7 +16,7 @@ The digits default fits in about 5 minutes on a 2-core CPU; mnist and text are s
 accelerator (on a CPU, lower --steps).
 
 Budgets (`apply_budget`; they change the training length and the costly estimators only):
-  default  500 steps per model; PF-ODE at rtol=atol 1e-6 on 48 examples, checked at 1e-7 on 24;
+  default  500 steps per model; PF-ODE at rtol=atol 1e-6 on 24 examples, checked at 1e-7 on 12;
            Ho et al.'s VLB by importance-sampled steps; 4 draws per example of the ELBOs.
   long     5000 steps per model (the diffusion models are far from converged at 500); PF-ODE at
            1e-6 on 120 examples checked at 1e-7 on 24 (PF-ODE SE ~0.03 bits/dim); Ho et al.'s VLB

@@ -33,6 +33,7 @@ import numpy as np
 
 from gen_jax.core.likelihood import continuous_elbo
 from gen_jax.core.param import Denoiser
+from gen_jax.core.pytree import pytree_dataclass
 from gen_jax.core.samplers.log_snr_time import time_at_log_snr
 from gen_jax.core.schedules import LinearLogSNR
 from gen_jax.core.sde import LogSNRSDE, Process
@@ -55,7 +56,7 @@ def _static(default):
     return dataclasses.field(default=default, metadata=dict(static=True))
 
 
-@jax.tree_util.register_dataclass
+@pytree_dataclass
 @dataclasses.dataclass(frozen=True)
 class AffinePath(Process):
     """The Gaussian path x_t = alpha(t) x_0 + sigma(t) eps on [0, T], T = 1 - t_eps.

@@ -18,10 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_jax.core.pytree import pytree_dataclass
 from gen_jax.core.timeshape import batch_time, expand_like
 
 
-@jax.tree_util.register_dataclass
+@pytree_dataclass
 @dataclasses.dataclass(frozen=True)
 class GaussianData:
     """x_0 ~ N(mean, diag(std^2)); mean and std are arrays of the data shape, std > 0."""

@@ -18,6 +18,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from gen_jax.core.pytree import pytree_dataclass
 from gen_jax.core.schedules import LogSNRSchedule
 from gen_jax.core.timeshape import check_time
 
@@ -65,7 +66,7 @@ def dlog_snr_dt(params, t, logsnr_max: float = 13.3, logsnr_min: float = -5.0):
     return jax.jvp(lambda s: log_snr(params, s, logsnr_max, logsnr_min), (t,), (jnp.ones_like(t),))[1]
 
 
-@jax.tree_util.register_dataclass
+@pytree_dataclass
 @dataclasses.dataclass(frozen=True)
 class LearnedLogSNR(LogSNRSchedule):
     """The learned schedule as a ``schedules.LogSNRSchedule`` (VP: alpha^2 = sigmoid(logSNR),

@@ -19,13 +19,14 @@ import jax.numpy as jnp
 
 from gen_jax.core.categorical import sample_categorical
 from gen_jax.core.checks import check_int, ids_in_range, nan_where_invalid
+from gen_jax.core.pytree import pytree_dataclass
 from gen_jax.core.results import LikelihoodResult, SampleResult
 from gen_jax.core.timeshape import check_time
 
 _SCHEDULE_KINDS = ("linear", "cosine", "poly")
 
 
-@jax.tree_util.register_dataclass
+@pytree_dataclass
 @dataclasses.dataclass(frozen=True)
 class MaskingSchedule:
     """Keep-probability alpha(t) = (1 - 2 eps) alpha~(t) + eps (MD4, Shi et al. 2024).

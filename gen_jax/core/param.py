@@ -16,6 +16,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from gen_jax.core.pytree import pytree_dataclass
 from gen_jax.core.timeshape import batch_time, expand_like
 
 PREDICTIONS = ("eps", "x0", "v", "score")
@@ -98,7 +99,7 @@ def convert(out, from_kind: str, to_kind: str, x_t, alpha, sigma):
     return eps_x0_to_v(eps, _x0_from(out, from_kind, x_t, alpha, sigma), alpha, sigma)
 
 
-@jax.tree_util.register_dataclass
+@pytree_dataclass
 @dataclasses.dataclass(frozen=True)
 class Denoiser:
     """A network ``fn(x, t) -> prediction`` of kind ``prediction`` (one of 'eps', 'x0', 'v',

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.core.checks import check_int
+from gen_jax.core.pytree import pytree_dataclass
 from gen_jax.core.timeshape import check_time
 
 
@@ -188,7 +189,7 @@ def _static_float(obj, name):
     object.__setattr__(obj, name, float(getattr(obj, name)))
 
 
-@jax.tree_util.register_dataclass
+@pytree_dataclass
 @dataclasses.dataclass(frozen=True)
 class LinearLogSNR(LogSNRSchedule):
     """VDM's fixed schedule (Kingma et al. 2021): logSNR(t) linear from logsnr_max at t=0 to

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax.core.checks import check_int
+from gen_jax.core.pytree import pytree_dataclass
 from gen_jax.core.schedules import LogSNRSchedule
 from gen_jax.core.timeshape import batch_time, check_time, expand_like
 
@@ -113,7 +114,7 @@ class _VPFamily(Process):
         return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
 
 
-@jax.tree_util.register_dataclass
+@pytree_dataclass
 @dataclasses.dataclass(frozen=True)
 class VPSDE(_VPFamily):
     """Variance-preserving SDE: dx = -1/2 beta(t) x dt + sqrt(beta(t)) dw.
@@ -142,7 +143,7 @@ class VPSDE(_VPFamily):
         return jnp.linspace(self.beta_min / self.N, self.beta_max / self.N, self.N)
 
 
-@jax.tree_util.register_dataclass
+@pytree_dataclass
 @dataclasses.dataclass(frozen=True)
 class SubVPSDE(_VPFamily):
     """Sub-VP SDE: dx = -1/2 beta(t) x dt + sqrt(beta(t) (1 - exp(-2 b0 t - (b1 - b0) t^2))) dw.
@@ -169,7 +170,7 @@ class SubVPSDE(_VPFamily):
         return self.beta(t) * (1.0 + m2) / jnp.expm1(2.0 * self.log_mean_coeff(t))
 
 
-@jax.tree_util.register_dataclass
+@pytree_dataclass
 @dataclasses.dataclass(frozen=True)
 class VESDE(Process):
     """Variance-exploding SDE: dx = sigma(t) sqrt(2 ln(smax/smin)) dw,
@@ -217,7 +218,7 @@ class VESDE(Process):
         return _std_normal_logp(z, self.sigma_max)
 
 
-@jax.tree_util.register_dataclass
+@pytree_dataclass
 @dataclasses.dataclass(frozen=True)
 class LogSNRSDE(Process):
     """The VP SDE whose marginal has alpha^2 = sigmoid(logSNR(t)), sigma^2 = sigmoid(-logSNR(t))

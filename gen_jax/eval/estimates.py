@@ -4,7 +4,7 @@
 batches of `batch_size` (at most the examples, rounded up to the devices; the last one filled by
 wrapping, its extra rows dropped: one compile),
 with the batch sharded over the mesh's 'data' axis and the parameters placed as in training, and
-averages `repeats` independent draws per example for a stochastic estimator, so a bound's standard
+averages `repeats` independent draws per example for a repeated estimator, so a bound's standard
 error over examples includes its own sampling noise. The key of an estimator is derived from its
 name (a convergence check shares the key of the estimator it checks: same probes and draws), so
 `experiments.compare` and `experiments.evaluate` give the same numbers for the same params.
@@ -70,7 +70,7 @@ def estimate(estimator, model_name: str, params, data: dict, indices, *, num_dim
     n = len(indices)
     if n == 0:
         raise ValueError(f"{estimator.name}: no held-out examples to evaluate")
-    repeats = repeats if estimator.stochastic else 1
+    repeats = repeats if estimator.repeated else 1
     batch_size = min(batch_size, -(-n // num_devices) * num_devices)  # no padding rows past n
     rows_sh = sharding_lib.batch_sharding(mesh)
 

@@ -59,7 +59,7 @@ class AutoregressiveFamily(Family):
     def estimators(self, view, spec, config):
         nll = self._nll(view, spec)
         return [Estimator("exact NLL", EXACT, lambda p, b, k: LikelihoodResult(nll(p, b, k), {}),
-                          stochastic=False)]
+                          repeated=False)]
 
     def default_sampler(self, view, spec, config):
         temperature = float(self.section(config).sample.temperature)

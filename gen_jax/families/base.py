@@ -47,7 +47,12 @@ class Estimator:
     kind: 'exact' (-log P(x) itself) or 'upper bound' (>= -log P(x) of the same model).
     fn: (params, batch, key) -> LikelihoodResult: nll (B,) nats of the discrete data, terms a
       dict of (B,) arrays (with 'nfe' (B,) for solver-based estimators).
-    stochastic: its value depends on the key (averaged over `config.eval.repeats` draws).
+    repeated: average `config.eval.repeats` independent draws per example (False: one draw,
+      for deterministic or costly estimators; the SE over examples still includes a single
+      draw's noise, as draws are independent across examples).
+    Every key-dependent estimator draws its randomness independently per example (no
+    stratification across the batch), so per-example values are independent and the mean and
+    SE of any subset of examples, and paired differences on it, are honest.
     max_examples: evaluate on the first N held-out examples only (0: all), for costly ones.
     convergence_check_of: the name of an estimator this one recomputes at a tighter solver
       tolerance (usually on fewer examples), with the same key (same probes and dequantization
@@ -56,7 +61,7 @@ class Estimator:
     name: str
     kind: str
     fn: Callable
-    stochastic: bool = True
+    repeated: bool = True
     max_examples: int = 0
     convergence_check_of: Optional[str] = None
 

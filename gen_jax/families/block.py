@@ -119,19 +119,20 @@ class BlockDiffusionFamily(Family):
     def _steps(self, config, spec, n):
         return self.block_size(config, spec.num_dims) if n == 0 else n
 
-    def _elbo(self, view, spec, config, num_steps=None, clip=None):
+    def _elbo(self, view, spec, config, num_steps=None, clip=None, antithetic=False):
         s = self.section(config)
         schedule, b = MaskingSchedule(kind=s.schedule), self.block_size(config, spec.num_dims)
 
         def elbo(params, batch, key):
             out = block_elbo(key, lambda x_t, x: view.apply(params, x_t, x), batch_tokens(batch),
-                             schedule, spec.num_levels, b, num_steps=num_steps, clip=clip)
+                             schedule, spec.num_levels, b, num_steps=num_steps, clip=clip,
+                             antithetic=antithetic)
             return LikelihoodResult(out.nll, {k: v for k, v in out.terms.items() if k != "t"})
         return elbo
 
     def loss(self, view, spec, config):
         clip = tuple(self.section(config).train_clip) or None
-        elbo = self._elbo(view, spec, config, clip=clip)
+        elbo = self._elbo(view, spec, config, clip=clip, antithetic=True)  # stratified t
         return lambda p, b, k: nats_to_bits_per_dim(elbo(p, b, k).nll, spec.num_dims)
 
     def estimators(self, view, spec, config):

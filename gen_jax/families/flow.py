@@ -143,7 +143,7 @@ class FlowMatchingFamily(Family):
 
         def elbo(params, batch, key):
             return flow_elbo(key, path, lambda x, t: view.apply(params, x, t),
-                             batch["image"].astype(jnp.int32), K, t_min=e.t_min)
+                             batch["image"].astype(jnp.int32), K, t_min=e.t_min, antithetic=False)
 
         def pf_ode(tolerance):
             def fn(params, batch, key):
@@ -157,10 +157,10 @@ class FlowMatchingFamily(Family):
         ode_name = f"PF-ODE NLL (rtol=atol={e.ode_tolerance:g})"
         return [
             Estimator("continuous-time ELBO (VDM, log-SNR view)", UPPER_BOUND, elbo),
-            Estimator(ode_name, UPPER_BOUND, pf_ode(e.ode_tolerance), stochastic=False,
+            Estimator(ode_name, UPPER_BOUND, pf_ode(e.ode_tolerance), repeated=False,
                       max_examples=e.ode_examples),
             Estimator(f"PF-ODE NLL (rtol=atol={e.ode_tolerance / 10:g})", UPPER_BOUND,
-                      pf_ode(e.ode_tolerance / 10), stochastic=False,
+                      pf_ode(e.ode_tolerance / 10), repeated=False,
                       max_examples=e.ode_check_examples, convergence_check_of=ode_name),
         ]
 

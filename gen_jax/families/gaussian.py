@@ -155,7 +155,7 @@ class GaussianDiffusionFamily(Family):
     def loss(self, view, spec, config):
         s = self.section(config)
         process = process_of(s)
-        elbo = self._elbo(view, spec, s)
+        elbo = self._elbo(view, spec, s, antithetic=True)  # stratified t: lower-variance loss
         if s.loss == "elbo":
             return lambda p, b, k: nats_to_bits_per_dim(elbo(p, b, k).nll, spec.num_dims)
         mse = v_mse_loss if s.loss == "v_mse" else eps_mse_loss
@@ -166,10 +166,11 @@ class GaussianDiffusionFamily(Family):
                        prediction=s.prediction)
         return loss
 
-    def _elbo(self, view, spec, s):
+    def _elbo(self, view, spec, s, antithetic=False):
         def elbo(params, batch, key):
             return continuous_elbo(key, self._denoiser(view, s, params), process_of(s),
-                                   batch["image"].astype(jnp.int32), spec.num_levels)
+                                   batch["image"].astype(jnp.int32), spec.num_levels,
+                                   antithetic=antithetic)
         return elbo
 
     def estimators(self, view, spec, config):
@@ -180,7 +181,8 @@ class GaussianDiffusionFamily(Family):
 
         def discrete_elbo(params, batch, key):
             return discrete_time_elbo(key, self._denoiser(view, s, params), process,
-                                      batch["image"].astype(jnp.int32), K, e.vlb_steps)
+                                      batch["image"].astype(jnp.int32), K, e.vlb_steps,
+                                      antithetic=False)
 
         chain = discretize_process(process, e.vlb_steps)
 
@@ -204,12 +206,12 @@ class GaussianDiffusionFamily(Family):
         return [
             Estimator("continuous-time ELBO (VDM)", UPPER_BOUND, self._elbo(view, spec, s)),
             Estimator(f"{e.vlb_steps}-step ELBO (VDM)", UPPER_BOUND, discrete_elbo),
-            Estimator(vlb_name, UPPER_BOUND, vlb, stochastic=not e.vlb_full,
+            Estimator(vlb_name, UPPER_BOUND, vlb, repeated=not e.vlb_full,
                       max_examples=e.vlb_full_examples if e.vlb_full else 0),
-            Estimator(ode_name, UPPER_BOUND, pf_ode(e.ode_tolerance), stochastic=False,
+            Estimator(ode_name, UPPER_BOUND, pf_ode(e.ode_tolerance), repeated=False,
                       max_examples=e.ode_examples),
             Estimator(f"PF-ODE NLL (rtol=atol={e.ode_check_tolerance:g})", UPPER_BOUND,
-                      pf_ode(e.ode_check_tolerance), stochastic=False,
+                      pf_ode(e.ode_check_tolerance), repeated=False,
                       max_examples=e.ode_check_examples, convergence_check_of=ode_name),
         ]
 

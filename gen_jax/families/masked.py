@@ -55,16 +55,17 @@ class MaskedDiffusionFamily(Family):
                                        max_len=max(backbone.max_len, length))
         return MaskedTransformer(backbone, num_levels, rngs=rngs)
 
-    def _elbo(self, view, spec, config, num_steps=None):
+    def _elbo(self, view, spec, config, num_steps=None, antithetic=False):
         schedule = MaskingSchedule(kind=self.section(config).schedule)
 
         def elbo(params, batch, key):
             return masked_elbo(key, lambda x_t, t: view.apply(params, x_t, t), batch_tokens(batch),
-                               schedule, spec.num_levels, num_steps=num_steps)
+                               schedule, spec.num_levels, num_steps=num_steps,
+                               antithetic=antithetic)
         return elbo
 
     def loss(self, view, spec, config):
-        elbo = self._elbo(view, spec, config)
+        elbo = self._elbo(view, spec, config, antithetic=True)  # stratified t: lower-variance loss
         return lambda p, b, k: nats_to_bits_per_dim(elbo(p, b, k).nll, spec.num_dims)
 
     def estimators(self, view, spec, config):

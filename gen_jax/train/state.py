@@ -5,8 +5,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from gen_jax.core.pytree import pytree_dataclass
 
-@jax.tree_util.register_dataclass
+
+@pytree_dataclass
 @dataclasses.dataclass(frozen=True)
 class TrainState:
     """Parameters, optimizer state, EMA and bookkeeping of one run.
