@@ -16,6 +16,7 @@ import pytest
 from gen_jax.core import flow
 from gen_jax.core.gaussian_data import GaussianData
 from gen_jax.core.ode_likelihood import pf_ode_nll
+from gen_jax.core.param import Denoiser, convert, velocity_target
 from gen_jax.core.samplers import dpm_solver_pp_sample
 from gen_jax.core.samplers.flow_ode import flow_euler_sample, flow_heun_sample
 from gen_jax.core.sde import probability_flow_drift
@@ -65,9 +66,10 @@ def test_pf_drift_of_exact_score_is_the_exact_velocity(name):
     score = lambda x, t: DATA.score(path, x, t)  # noqa: E731
     v = exact_velocity(path)
     np.testing.assert_allclose(probability_flow_drift(path, score, x, t), v(x, t), atol=2e-5)
-    np.testing.assert_allclose(flow.velocity_score_fn(path, v)(x, t), score(x, t), rtol=1e-4,
-                               atol=1e-4)
-    np.testing.assert_allclose(flow.velocity_x0_fn(path, v)(x, t), DATA.x0(path, x, t), atol=1e-4)
+    model = Denoiser(path, fn=v, prediction="velocity")
+    np.testing.assert_allclose(model.score(x, t), score(x, t), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(model.x0(x, t), DATA.x0(path, x, t), atol=1e-4)
+    np.testing.assert_allclose(model.velocity(x, t), v(x, t), rtol=1e-5, atol=1e-5)
 
 
 def test_linear_path_coefficients_and_log_snr():
@@ -99,13 +101,13 @@ def test_conversions_round_trip_in_float64():
             u = da[:, None] * x0 + ds[:, None] * eps
             score = -eps / s[:, None]
             checks = [
-                (flow.velocity_target(x0, eps, da, ds), u),
-                (flow.velocity_to_x0(u, x, *c), x0),
-                (flow.velocity_to_eps(u, x, *c), eps),
-                (flow.velocity_to_score(u, x, *c), score),
-                (flow.x0_to_velocity(x0, x, *c), u),
-                (flow.eps_to_velocity(eps, x, *c), u),
-                (flow.score_to_velocity(score, x, *c), u),
+                (velocity_target(x0, eps, da, ds), u),
+                (convert(u, "velocity", "x0", x, *c), x0),
+                (convert(u, "velocity", "eps", x, *c), eps),
+                (convert(u, "velocity", "score", x, *c), score),
+                (convert(x0, "x0", "velocity", x, *c), u),
+                (convert(eps, "eps", "velocity", x, *c), u),
+                (convert(score, "score", "velocity", x, *c), u),
             ]
             for got, want in checks:
                 assert np.asarray(got).dtype == np.float64
@@ -114,9 +116,10 @@ def test_conversions_round_trip_in_float64():
         x = (1 - t)[:, None] * x0 + t[:, None] * eps
         v = eps - x0
         lin = coefficient_sets["linear"]
-        np.testing.assert_allclose(flow.velocity_to_score(v, x, *lin),
+        np.testing.assert_allclose(convert(v, "velocity", "score", x, *lin),
                                    -(x + (1 - t)[:, None] * v) / t[:, None], rtol=1e-12)
-        np.testing.assert_allclose(flow.velocity_to_x0(v, x, *lin), x - t[:, None] * v, rtol=1e-12)
+        np.testing.assert_allclose(convert(v, "velocity", "x0", x, *lin), x - t[:, None] * v,
+                                   rtol=1e-12)
 
 
 def test_euler_first_order_heun_second_order():
@@ -162,7 +165,7 @@ def test_pf_ode_nll_equals_closed_form_log_density(name):
     x0 = DATA.sample(key, 8)
     a, s = path.alpha_sigma(jnp.float32(t_min))
     x = a * x0 + s * jax.random.normal(jax.random.fold_in(key, 1), x0.shape)
-    score = flow.velocity_score_fn(path, exact_velocity(path))
+    score = Denoiser(path, fn=exact_velocity(path), prediction="velocity").score
     nll, terms = jax.jit(lambda k, x: pf_ode_nll(k, path, score, x, t_min=t_min,
                                                divergence="exact"))(key, x)
     expected = -DATA.marginal_log_prob(path, x, jnp.full((8,), t_min))
@@ -178,11 +181,11 @@ def test_dpm_solver_pp_through_the_log_snr_view():
     key, t_min = jax.random.PRNGKey(5), 1e-3
     z = path.prior_sample(jax.random.split(key)[0], (64, 4))
     exact = exact_flow_map(path, z, t_min)
-    x0_fn = flow.velocity_x0_fn(path, exact_velocity(path))
+    model = Denoiser(path, fn=exact_velocity(path), prediction="velocity")
     errors = []
     for n in (8, 16, 32, 64):
-        x, nfe = jax.jit(lambda k, n=n: dpm_solver_pp_sample(k, x0_fn, path, (64, 4), n,
-                                                             t_min=t_min, prediction="x0"))(key)
+        x, nfe = jax.jit(lambda k, n=n: dpm_solver_pp_sample(k, model, path, (64, 4), n,
+                                                             t_min=t_min))(key)
         assert nfe == n
         errors.append(float(jnp.max(jnp.abs(x - exact))))
     assert all(b < a for a, b in zip(errors, errors[1:])), errors

@@ -51,18 +51,25 @@ def test_convert_table_every_pair_in_float64(draws):
         x0, eps, alpha, sigma = map(jnp.asarray, (x0, eps, alpha, sigma))
         a, s = alpha[:, None, None], sigma[:, None, None]
         x_t = a * x0 + s * eps
-        truth = dict(eps=eps, x0=x0, v=a * eps - s * x0, score=-(x_t - a * x0) / s**2)
+        # Time derivatives of some path through these (alpha, sigma), with a decreasing log-SNR
+        # (alpha sigma' - sigma alpha' > 0): the velocity u = alpha' x0 + sigma' eps.
+        d_alpha, d_sigma = -0.7 * sigma, 0.9 * alpha + 0.1
+        da, ds = d_alpha[:, None, None], d_sigma[:, None, None]
+        truth = dict(eps=eps, x0=x0, v=a * eps - s * x0, score=-(x_t - a * x0) / s**2,
+                     velocity=da * x0 + ds * eps)
         for src in PREDICTIONS:
             for dst in PREDICTIONS:
-                out = convert(truth[src], src, dst, x_t, alpha, sigma)
+                out = convert(truth[src], src, dst, x_t, alpha, sigma, d_alpha, d_sigma)
                 assert out.dtype == jnp.float64
                 np.testing.assert_allclose(out, truth[dst], rtol=1e-10, atol=1e-12, err_msg=f"{src} -> {dst}")
-                back = convert(out, dst, src, x_t, alpha, sigma)
+                back = convert(out, dst, src, x_t, alpha, sigma, d_alpha, d_sigma)
                 np.testing.assert_allclose(back, truth[src], rtol=1e-10, atol=1e-12, err_msg=f"{src} -> {dst} -> {src}")
     with pytest.raises(ValueError, match="from_kind"):
         convert(eps, "noise", "eps", x_t, alpha, sigma)
     with pytest.raises(ValueError, match="to_kind"):
         convert(eps, "eps", "logits", x_t, alpha, sigma)
+    with pytest.raises(ValueError, match="d_alpha and d_sigma"):
+        convert(eps, "eps", "velocity", x_t, alpha, sigma)
 
 
 def test_v_is_the_angular_velocity_of_x_t(draws):

@@ -18,8 +18,9 @@ of the marginal (a KL of order t_eps^2 |x_0|^2). At the data end every consumer 
 t_min > 0. Velocity samplers and the conversions x0 = x - t v, eps = x + (1 - t) v of the linear
 path are finite on all of [0, 1].
 
-Shapes: x (B, ...), t (B,) (a scalar is broadcast); coefficients are (B,). Conversions take the
-coefficients (alpha, sigma, d_alpha, d_sigma) at t, each a scalar or (B,).
+Shapes: x (B, ...), t (B,) (a scalar is broadcast); coefficients are (B,). The velocity's
+conversions to eps / x0 / score are in the one conversion table, ``core.param.convert`` (kind
+'velocity'); a velocity network is seen through ``Denoiser(path, fn, prediction="velocity")``.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.core.likelihood import continuous_elbo
-from gen_jax.core.param import Denoiser
+from gen_jax.core.param import Denoiser, convert, velocity_target
 from gen_jax.core.pytree import pytree_dataclass
 from gen_jax.core.samplers.log_snr_time import time_at_log_snr
 from gen_jax.core.schedules import LinearLogSNR
@@ -154,75 +155,6 @@ def linear_path(t_eps: float = 1e-5) -> AffinePath:
 
 
 # ------------------------------------------------------------------------------------------
-# Conversions. With x = alpha x_0 + sigma eps and v = alpha' x_0 + sigma' eps, the 2x2 system
-# [[alpha, sigma], [alpha', sigma']] has determinant det = alpha sigma' - sigma alpha'
-# (linear path: 1), so x_0 = (sigma' x - sigma v) / det and eps = (alpha v - alpha' x) / det.
-# ------------------------------------------------------------------------------------------
-def _coeffs(x, *coeffs):
-    return tuple(expand_like(c, x) for c in coeffs)
-
-
-def velocity_target(x0, eps, d_alpha, d_sigma):
-    """Conditional velocity u = alpha' x_0 + sigma' eps (linear path: eps - x_0), like x0."""
-    da, ds = _coeffs(x0, d_alpha, d_sigma)
-    return da * x0 + ds * eps
-
-
-def velocity_to_x0(v, x_t, alpha, sigma, d_alpha, d_sigma):
-    """x_0 = (sigma' x - sigma v) / det (linear path: x - t v), like x_t."""
-    a, s, da, ds = _coeffs(x_t, alpha, sigma, d_alpha, d_sigma)
-    return (ds * x_t - s * v) / (a * ds - s * da)
-
-
-def velocity_to_eps(v, x_t, alpha, sigma, d_alpha, d_sigma):
-    """eps = (alpha v - alpha' x) / det (linear path: x + (1 - t) v), like x_t."""
-    a, s, da, ds = _coeffs(x_t, alpha, sigma, d_alpha, d_sigma)
-    return (a * v - da * x_t) / (a * ds - s * da)
-
-
-def velocity_to_score(v, x_t, alpha, sigma, d_alpha, d_sigma):
-    """score = -eps / sigma (linear path: -(x + (1 - t) v) / t); needs sigma > 0 (t > 0)."""
-    eps = velocity_to_eps(v, x_t, alpha, sigma, d_alpha, d_sigma)
-    return -eps / expand_like(sigma, x_t)
-
-
-def x0_to_velocity(x0, x_t, alpha, sigma, d_alpha, d_sigma):
-    """v = alpha' x_0 + sigma' (x - alpha x_0) / sigma (linear path: (x - x_0) / t); sigma > 0."""
-    a, s = _coeffs(x_t, alpha, sigma)
-    return velocity_target(x0, (x_t - a * x0) / s, d_alpha, d_sigma)
-
-
-def eps_to_velocity(eps, x_t, alpha, sigma, d_alpha, d_sigma):
-    """v = alpha' (x - sigma eps) / alpha + sigma' eps (linear path: (eps - x) / (1 - t));
-    alpha > 0."""
-    a, s = _coeffs(x_t, alpha, sigma)
-    return velocity_target((x_t - s * eps) / a, eps, d_alpha, d_sigma)
-
-
-def score_to_velocity(score, x_t, alpha, sigma, d_alpha, d_sigma):
-    """v = f - g^2/2 score = (alpha'/alpha) x - (sigma sigma' - (alpha'/alpha) sigma^2) score,
-    the PF-ODE drift; alpha > 0."""
-    s = expand_like(sigma, x_t)
-    return eps_to_velocity(-s * score, x_t, alpha, sigma, d_alpha, d_sigma)
-
-
-def velocity_score_fn(path, velocity_fn: Callable) -> Callable:
-    """score_fn(x, t) of a velocity field, for the PF-ODE code (t (B,) in (0, T])."""
-    def score(x, t):
-        t = batch_time(t, x)
-        return velocity_to_score(velocity_fn(x, t), x, *path.coefficients(t))
-    return score
-
-
-def velocity_x0_fn(path, velocity_fn: Callable) -> Callable:
-    """x0_fn(x, t) = E[x_0 | x_t] of a velocity field (for DPM-Solver++), t (B,)."""
-    def x0(x, t):
-        t = batch_time(t, x)
-        return velocity_to_x0(velocity_fn(x, t), x, *path.coefficients(t))
-    return x0
-
-
-# ------------------------------------------------------------------------------------------
 # Training objective
 # ------------------------------------------------------------------------------------------
 def sample_flow_times(key, batch: int, sampling: str = "uniform", m: float = 0.0, s: float = 1.0,
@@ -293,7 +225,7 @@ def log_snr_view(path, velocity_fn: Callable, t_min: float, t_max=None):
         t = path.time_at_log_snr(schedule.log_snr(s))
         alpha, sigma, d_alpha, d_sigma = path.coefficients(t)
         x = expand_like(jnp.sqrt(alpha**2 + sigma**2), z) * z
-        return velocity_to_eps(velocity_fn(x, t), x, alpha, sigma, d_alpha, d_sigma)
+        return convert(velocity_fn(x, t), "velocity", "eps", x, alpha, sigma, d_alpha, d_sigma)
 
     return process, Denoiser(process, fn=eps, prediction="eps")
 
@@ -308,8 +240,6 @@ def flow_elbo(key, path, velocity_fn: Callable, x_int, num_levels: int, *, t_min
 
 
 __all__ = [
-    "T_SAMPLINGS", "AffinePath", "linear_path", "linear_alpha", "linear_sigma",
-    "velocity_target", "velocity_to_x0", "velocity_to_eps", "velocity_to_score",
-    "x0_to_velocity", "eps_to_velocity", "score_to_velocity", "velocity_score_fn", "velocity_x0_fn", "sample_flow_times",
+    "T_SAMPLINGS", "AffinePath", "linear_path", "linear_alpha", "linear_sigma", "sample_flow_times",
     "flow_matching_loss", "log_snr_view", "flow_elbo",
 ]

@@ -13,7 +13,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from gen_jax.core.param import PREDICTIONS, Denoiser, convert, eps_x0_to_v
+from gen_jax.core.param import NEEDS_DERIVATIVES, PREDICTIONS, Denoiser, convert, eps_x0_to_v
 from gen_jax.core.schedules import DiscreteSchedule
 from gen_jax.core.timeshape import expand_like
 
@@ -102,8 +102,9 @@ def ddpm_eps_loss(key, model_fn: Callable, x0, schedule: DiscreteSchedule,
     x_i = sqrt(abar_i) x0 + sqrt(1 - abar_i) eps, model called at ``schedule.times[i]``;
     ||eps - eps_hat||^2, (B,), default mean over dims. prediction: 'eps', 'x0', 'v' or 'score'.
     """
-    if prediction not in PREDICTIONS:
-        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    kinds = tuple(k for k in PREDICTIONS if k not in NEEDS_DERIVATIVES)  # a chain has no d/dt
+    if prediction not in kinds:
+        raise ValueError(f"prediction must be one of {kinds}, got {prediction!r}")
     key_i, key_eps = jax.random.split(key)
     i = jax.random.randint(key_i, (x0.shape[0],), 0, schedule.betas.shape[0])
     abar = schedule.alphas_cumprod[i]

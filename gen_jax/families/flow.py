@@ -24,9 +24,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from gen_jax.core.flow import (T_SAMPLINGS, flow_elbo, flow_matching_loss, linear_path,
-                               velocity_score_fn, velocity_x0_fn)
+from gen_jax.core.flow import T_SAMPLINGS, flow_elbo, flow_matching_loss, linear_path
 from gen_jax.core.ode_likelihood import pf_ode_bits_per_dim
+from gen_jax.core.param import Denoiser
 from gen_jax.core.results import SampleResult
 from gen_jax.core.samplers import dpm_solver_pp_sample, ode_sample_adaptive
 from gen_jax.core.samplers.flow_ode import flow_euler_sample, flow_heun_sample
@@ -147,7 +147,8 @@ class FlowMatchingFamily(Family):
 
         def pf_ode(tolerance):
             def fn(params, batch, key):
-                score = velocity_score_fn(path, lambda x, t: view.apply(params, x, t))
+                score = Denoiser(path, fn=lambda x, t: view.apply(params, x, t),
+                                 prediction="velocity").score
                 return pf_ode_bits_per_dim(
                     key, path, score, batch["image"].astype(jnp.int32), K,
                     divergence=e.ode_divergence, probe=e.ode_probe, rtol=tolerance,
@@ -179,10 +180,10 @@ class FlowMatchingFamily(Family):
                 run = flow_euler_sample if name == "Euler" else flow_heun_sample
                 x, nfe = run(key, velocity, path, full, jnp.linspace(path.T, 0.0, setting + 1))
             elif name == "DPM-Solver++(2M)":
-                x, nfe = dpm_solver_pp_sample(key, velocity_x0_fn(path, velocity), path, full,
-                                              setting, t_min=t_min, prediction="x0")
+                x, nfe = dpm_solver_pp_sample(key, Denoiser(path, velocity, "velocity"), path,
+                                              full, setting, t_min=t_min)
             else:
-                x, nfe = ode_sample_adaptive(key, velocity_score_fn(path, velocity), path, full,
+                x, nfe = ode_sample_adaptive(key, Denoiser(path, velocity, "velocity"), path, full,
                                              rtol=setting, atol=setting, t_min=t_min)
             return SampleResult(centers_to_levels(x, K), nfe)
 

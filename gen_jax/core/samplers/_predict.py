@@ -3,7 +3,9 @@
 Samplers accept either a ``param.Denoiser`` (its ``fn`` and ``prediction`` are used) or a plain
 callable ``fn(x, t)`` together with ``prediction`` in {'eps', 'x0', 'v', 'score'}. Conversions
 use the (alpha, sigma) of the schedule being sampled, so a discrete DDPM chain is sampled with
-its own alphas_cumprod even when the Denoiser carries a continuous process.
+its own alphas_cumprod even when the Denoiser carries a continuous process. A velocity network
+is defined by its own path's time derivatives, so it must come as a Denoiser (``prediction=
+'velocity'``), which is used as an x0-predictor under its own path.
 """
 from __future__ import annotations
 
@@ -18,13 +20,19 @@ def resolve_model(model, prediction):
         if prediction is not None and prediction != model.prediction:
             raise ValueError(
                 f"prediction={prediction!r} conflicts with the Denoiser's {model.prediction!r}")
+        if model.prediction in param.NEEDS_DERIVATIVES:
+            return model.x0, "x0"
         return model.fn, model.prediction
     if not callable(model):
         raise ValueError(f"model must be a Denoiser or a callable fn(x, t), got {type(model).__name__}")
+    kinds = tuple(k for k in param.PREDICTIONS if k not in param.NEEDS_DERIVATIVES)
+    if prediction in param.NEEDS_DERIVATIVES:
+        raise ValueError(f"a {prediction!r} network needs its path: pass "
+                         f"Denoiser(path, fn, prediction={prediction!r})")
     if prediction is None:
-        raise ValueError(f"a plain callable needs prediction= one of {param.PREDICTIONS}")
-    if prediction not in param.PREDICTIONS:
-        raise ValueError(f"prediction must be one of {param.PREDICTIONS}, got {prediction!r}")
+        raise ValueError(f"a plain callable needs prediction= one of {kinds}")
+    if prediction not in kinds:
+        raise ValueError(f"prediction must be one of {kinds}, got {prediction!r}")
     return model, prediction
 
 
