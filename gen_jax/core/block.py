@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax.core.categorical import sample_categorical
-from gen_jax.core.masked import (MaskingSchedule, _check_schedule, _check_tokens,
-                                 _discrete_alphas, _vocab_size, masked_token_nlls)
+from gen_jax.core.masked import (MaskingSchedule, check_schedule, check_tokens,
+                                 discrete_alphas, vocab_size, masked_token_nlls)
 from gen_jax.core.results import LikelihoodResult, SampleResult
 
 __all__ = ["MaskingSchedule", "block_elbo", "block_ancestral_sample", "num_blocks"]
@@ -57,7 +57,7 @@ def _block_times(key, batch, blocks, antithetic):
 
 def _vocab(logits_fn, x, mask_id):
     """V of `logits_fn(x_t, x)` (no compute), with masked.py's shape and mask-id checks."""
-    return _vocab_size(logits_fn, x, x, mask_id)
+    return vocab_size(logits_fn, x, x, mask_id)
 
 
 def block_elbo(key, logits_fn, x, schedule, mask_id, block_size, *, num_steps=None, t_min=0.0,
@@ -91,8 +91,8 @@ def block_elbo(key, logits_fn, x, schedule, mask_id, block_size, *, num_steps=No
         LikelihoodResult: nll (B,) nats; terms 'diffusion', 'reconstruction', 'prior' (B,) nats
         and 't' (B, n) the block times.
     """
-    _check_tokens(x)
-    _check_schedule(schedule)
+    check_tokens(x)
+    check_schedule(schedule)
     batch, length = x.shape
     blocks = num_blocks(length, block_size)
     if not (isinstance(t_min, numbers.Real) and 0.0 <= t_min < 1.0):
@@ -125,7 +125,7 @@ def block_elbo(key, logits_fn, x, schedule, mask_id, block_size, *, num_steps=No
     else:
         step = jnp.minimum(jnp.floor(u * num_steps).astype(jnp.int32) + 1, num_steps)
         t = step / num_steps
-        alpha_s, alpha_t = _discrete_alphas(schedule, step, num_steps)
+        alpha_s, alpha_t = discrete_alphas(schedule, step, num_steps)
         weight = num_steps * (alpha_s - alpha_t) / (1.0 - alpha_t)
         reconstruction = prior = 0.0
     keep = jnp.repeat(alpha_t, block_size, axis=1)  # (B, L): each token's block keep-probability
@@ -163,7 +163,7 @@ def block_ancestral_sample(key, denoise_fn, state, batch, length, block_size, sc
     Returns:
         SampleResult(samples (batch, length) int32 in [0, V), nfe = (L / b) T).
     """
-    _check_schedule(schedule)
+    check_schedule(schedule)
     batch, length, num_steps = (_python_int(v, n) for n, v in (
         ("batch", batch), ("length", length), ("num_steps", num_steps)))
     blocks = num_blocks(length, block_size)
@@ -177,7 +177,7 @@ def block_ancestral_sample(key, denoise_fn, state, batch, length, block_size, sc
 
     def step(x, state, k, i, commit):
         draw_key, unmask_key = jax.random.split(jax.random.fold_in(key, k * num_steps + i))
-        alpha_s, alpha_t = _discrete_alphas(schedule, i, num_steps)
+        alpha_s, alpha_t = discrete_alphas(schedule, i, num_steps)
         logits, state = denoise_fn(state, x, k, commit)
         x0 = sample_categorical(draw_key, logits, temperature=temperature, top_k=top_k,
                                 top_p=top_p)

@@ -73,7 +73,8 @@ class MaskingSchedule:
         return (1.0 - 2.0 * self.eps) * self._base_dalpha_dt(t)
 
 
-def _check_tokens(x, name="x"):
+def check_tokens(x, name="x"):
+    """ValueError unless x is (B, L) integer tokens (shared with ``core.block``)."""
     if jnp.ndim(x) != 2:
         raise ValueError(f"{name} must be (B, L) integer tokens, got shape {jnp.shape(x)}")
     if not jnp.issubdtype(jnp.result_type(x), jnp.integer):
@@ -90,7 +91,8 @@ def _batch_times(t, batch):
     return t
 
 
-def _check_schedule(schedule):
+def check_schedule(schedule):
+    """ValueError unless schedule is a MaskingSchedule."""
     if not isinstance(schedule, MaskingSchedule):
         raise ValueError(f"schedule must be a MaskingSchedule, got {type(schedule).__name__}")
 
@@ -110,13 +112,13 @@ def mask_tokens(key, x, t, schedule, mask_id):
     Returns:
         (B, L) tokens with the same dtype as x; masked entries equal mask_id.
     """
-    _check_tokens(x)
-    _check_schedule(schedule)
+    check_tokens(x)
+    check_schedule(schedule)
     t = _batch_times(t, x.shape[0])
     return _mask_with_keep_prob(key, x, schedule.alpha(t), mask_id)
 
 
-def _vocab_size(logits_fn, x_t, t, mask_id):
+def vocab_size(logits_fn, x_t, t, mask_id):
     """V from the model's output shape (no compute); checks it is (B, L, V) and mask_id >= V."""
     out = jax.eval_shape(logits_fn, x_t, t)
     if len(out.shape) != 3 or out.shape[:2] != x_t.shape:
@@ -146,7 +148,7 @@ def _uniform_times(key, batch, antithetic):
     return jax.random.uniform(key, (batch,))
 
 
-def _discrete_alphas(schedule, step, num_steps):
+def discrete_alphas(schedule, step, num_steps):
     """alpha at times step/T and (step-1)/T for integer steps in 1..T, with the chain's endpoints
     exactly clean (alpha = 1 at time 0) and fully masked (alpha = 0 at time 1)."""
     alpha_t = jnp.where(step == num_steps, 0.0, schedule.alpha(step / num_steps))
@@ -187,8 +189,8 @@ def masked_elbo(key, logits_fn, x, schedule, mask_id, *, num_steps=None, t_min=0
         ``LikelihoodResult``: nll (B,) nats (the bound); terms (B,) 'diffusion',
         'reconstruction', 'prior' (nats) and 't' the times used.
     """
-    _check_tokens(x)
-    _check_schedule(schedule)
+    check_tokens(x)
+    check_schedule(schedule)
     if not (isinstance(t_min, numbers.Real) and 0.0 <= t_min < 1.0):
         raise ValueError(f"t_min must be a python float in [0, 1), got {t_min!r}")
     if num_steps is not None:
@@ -199,7 +201,7 @@ def masked_elbo(key, logits_fn, x, schedule, mask_id, *, num_steps=None, t_min=0
         raise ValueError("the continuous-time ELBO weight diverges at t=0 when schedule.eps == 0: "
                          "use eps > 0 or t_min > 0")
     batch, length = x.shape
-    vocab = _vocab_size(logits_fn, x, jnp.zeros((batch,), jnp.float32), mask_id)
+    vocab = vocab_size(logits_fn, x, jnp.zeros((batch,), jnp.float32), mask_id)
     valid = ids_in_range(x, vocab, "x")
     time_key, mask_key = jax.random.split(key)
     u = _uniform_times(time_key, batch, antithetic)
@@ -212,7 +214,7 @@ def masked_elbo(key, logits_fn, x, schedule, mask_id, *, num_steps=None, t_min=0
     else:
         step = jnp.minimum(jnp.floor(u * num_steps).astype(jnp.int32) + 1, num_steps)
         t = step / num_steps
-        alpha_s, alpha_t = _discrete_alphas(schedule, step, num_steps)
+        alpha_s, alpha_t = discrete_alphas(schedule, step, num_steps)
         weight = num_steps * (alpha_s - alpha_t) / (1.0 - alpha_t)
         reconstruction = prior = 0.0
     x_t = _mask_with_keep_prob(mask_key, x, alpha_t, mask_id)
@@ -243,16 +245,16 @@ def masked_ancestral_sample(key, logits_fn, batch, length, schedule, num_steps, 
     Returns:
         SampleResult(samples (batch, length) int32 tokens in [0, V), nfe = num_steps).
     """
-    _check_schedule(schedule)
+    check_schedule(schedule)
     batch, length, num_steps = (check_int(value, name) for name, value in
                                 (("batch", batch), ("length", length), ("num_steps", num_steps)))
     x_init = jnp.full((batch, length), mask_id, jnp.int32)
-    _vocab_size(logits_fn, x_init, jnp.ones((batch,), jnp.float32), mask_id)
+    vocab_size(logits_fn, x_init, jnp.ones((batch,), jnp.float32), mask_id)
 
     def step_fn(x, step):
         draw_key, unmask_key = jax.random.split(jax.random.fold_in(key, step))
         t = jnp.full((batch,), step / num_steps, jnp.float32)
-        alpha_s, alpha_t = _discrete_alphas(schedule, step, num_steps)
+        alpha_s, alpha_t = discrete_alphas(schedule, step, num_steps)
         unmask_prob = (alpha_s - alpha_t) / (1.0 - alpha_t)
         x0 = sample_categorical(draw_key, logits_fn(x, t), temperature=temperature, top_k=top_k,
                                 top_p=top_p)
