@@ -314,3 +314,17 @@ def test_model_parallelism_needs_fsdp_tp_and_a_divisor():
         print(json.dumps(errors))
     """)
     assert len(result) == 2 and all("config.mesh.model_parallelism" in e for e in result)
+
+
+def test_accelerator_benchmark_smoke(tmp_path):
+    """benchmarks/accelerator.py --smoke runs both models on CPU and reports finite numbers
+    (MFU only on devices with a known peak)."""
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    try:
+        import accelerator
+    finally:
+        sys.path.remove(os.path.join(REPO, "benchmarks"))
+    results = accelerator.main(["--smoke", "--json", str(tmp_path / "bench.json")])
+    assert [r["model"] for r in results] == ["gpt2", "dit"]
+    assert all(np.isfinite(r["final_loss"]) and r["model_tflops_per_step"] > 0 for r in results)
+    assert accelerator.peak_flops("NVIDIA H200") == 989e12 and accelerator.peak_flops("cpu") is None
