@@ -238,7 +238,7 @@ def test_remat_gives_identical_gradients():
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
 
 
-def _extreme_uniform(real_uniform):
+def _extreme_uniform():
     """jax.random.uniform whose draws alternate between 0 and the largest float32 below 1 (or
     the bounds given): every diffusion time, mask draw and dequantization offset at its ends."""
     def uniform(key, shape=(), dtype=jnp.float32, minval=0.0, maxval=1.0):
@@ -256,7 +256,7 @@ def test_bfloat16_loss_is_finite_at_extreme_times(family, monkeypatch):
     config = scale_config(family, model__compute_dtype="bfloat16")
     components = build.build_components(config)
     batch = next(iter(components.train_batches(0, 0, 1)))
-    monkeypatch.setattr(jax.random, "uniform", _extreme_uniform(jax.random.uniform))
+    monkeypatch.setattr(jax.random, "uniform", _extreme_uniform())
     loss = jax.jit(components.loss_fn)(components.params, batch, jax.random.PRNGKey(0))
     assert np.all(np.isfinite(loss)), loss
     f32 = build.build_components(scale_config(family))
