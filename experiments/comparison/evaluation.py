@@ -32,7 +32,7 @@ def evaluate_model(config, view, params, data, indices, spec, *, log=print):
     """`Estimate`s of every estimator of `config.family`'s model with `params` (EMA params for
     a trained run), in the family's order. Keys: from `config.seed` and each estimator's name."""
     family = families.get(config.family)
-    mesh = sharding_lib.make_mesh(config.mesh.num_devices)
+    mesh = sharding_lib.make_mesh(config.mesh.num_devices, config.mesh.model_parallelism)
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
     out = []
     for estimator in family.estimators(view, spec, config):

@@ -8,13 +8,15 @@ Fields (all overridable: `--config.train.steps=200`):
   data: name, data_dir / tfds_dir (offline files or a tfds directory), splits, options (passed
     to `gen_jax.data.load`, e.g. seq_len for text; text_file declares path, tokenizer, seq_len).
   model: transformer size shared by every family (no dropout: the pure train step is
-    deterministic given the step key); patch_size: pixels per token side, gaussian only.
+    deterministic given the step key); patch_size: pixels per token side, gaussian only;
+    compute_dtype (bf16 mixed precision) and remat (activation checkpointing).
   <family>: one section per registered family (`Family.default_config()`, each field commented
     in its module in gen_jax/families/): its objective (run-defining), and `eval` / `sample`
     sub-sections with its estimators' and samplers' settings (free to change on resume).
   optimizer: AdamW + warmup / cosine, global-norm clipping, EMA decay.
   train: steps, batch_size (global), max_consecutive_skips (non-finite steps in a row before
-    the run stops with DivergenceError; may change on resume).   mesh: devices and parameter sharding.
+    the run stops with DivergenceError; may change on resume), microbatches (gradient
+    accumulation).   mesh: devices, mesh shape and parameter sharding strategy.
   distributed: jax.distributed.initialize() for multi-host runs.
   checkpoint / logging / eval / sample: cadences in steps; eval.every_steps=0 evaluates only at
     the end, sample.every_steps=0 never samples (otherwise also at the end). eval.repeats and
@@ -55,6 +57,11 @@ def get_base_config(family: str, dataset: str) -> ml_collections.ConfigDict:
     # hundreds of steps on the Markov data, where neighbours are all the signal).
     c.model.positional = "rope+learned"
     c.model.patch_size = 1  # gaussian family only: p x p pixel patches per token (DiT)
+    # 'float32' | 'bfloat16': dtype of matmuls and activations in training; parameters stay
+    # float32, losses, log-softmax and LayerNorm statistics run in float32, and evaluation and
+    # sampling always use a float32-compute copy of the model.
+    c.model.compute_dtype = "float32"
+    c.model.remat = False  # recompute each transformer block in the backward pass (saves memory)
 
     for name in families.names():  # each family's own section, e.g. c.gaussian.prediction
         c[name] = families.get(name).default_config()
@@ -73,9 +80,17 @@ def get_base_config(family: str, dataset: str) -> ml_collections.ConfigDict:
     c.train.steps = 2000
     c.train.batch_size = 64
     c.train.max_consecutive_skips = 20  # this many non-finite steps in a row stop the run
+    # gradient accumulation: the batch is split into this many microbatches, run one after the
+    # other (lax.scan) in the one jitted step; must divide train.batch_size / data parallelism
+    c.train.microbatches = 1
 
     c.mesh = ml_collections.ConfigDict()
-    c.mesh.num_devices = 0
+    c.mesh.num_devices = 0  # devices used (0: all)
+    # size of the mesh's 'model' axis (tensor parallelism; > 1 needs 'fsdp_tp'); the 'data' axis
+    # takes the rest: mesh shape (num_devices / model_parallelism, model_parallelism)
+    c.mesh.model_parallelism = 1
+    # 'replicated' | 'fsdp' (params, optimizer state, EMA sharded over 'data') | 'fsdp_tp'
+    # (fsdp + Megatron tensor parallelism over 'model'); see gen_jax/train/sharding.py
     c.mesh.param_sharding = "replicated"
 
     c.distributed = ml_collections.ConfigDict()

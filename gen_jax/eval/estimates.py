@@ -56,14 +56,15 @@ def estimate(estimator, model_name: str, params, data: dict, indices, *, num_dim
     """Run `estimator` on `data[indices]` (data: dict of host arrays over the whole split).
 
     Uses the first `estimator.max_examples` indices when that is set. The global `batch_size`
-    must divide the mesh's device count; each process feeds its slice of every batch. Raises
+    must be divisible by the mesh's 'data' axis size; each process feeds its slice of every batch. Raises
     ValueError when an estimate is not finite (a failed solve, a diverged model): never a number
     that looks fine.
     """
     mesh = mesh or sharding_lib.make_mesh()
-    num_devices = mesh.devices.size
+    num_devices = sharding_lib.data_parallelism(mesh)  # batch shards
     if batch_size % num_devices:
-        raise ValueError(f"batch_size ({batch_size}) must be divisible by the {num_devices} devices")
+        raise ValueError(f"batch_size ({batch_size}) must be divisible by the mesh's {num_devices} "
+                         f"batch shards ('data' axis)")
     indices = np.asarray(indices)
     if estimator.max_examples:
         indices = indices[:estimator.max_examples]

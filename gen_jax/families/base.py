@@ -94,10 +94,12 @@ def batch_tokens(batch) -> jnp.ndarray:
 def backbone_config(model_config) -> TransformerConfig:
     """The transformer every family shares, from the config's `model` section. max_len starts at
     1: each family raises it to its sequence length, so a learned position table has exactly the
-    rows the data needs."""
+    rows the data needs. compute_dtype / remat default to float32 / False when absent."""
     return TransformerConfig(num_layers=model_config.depth, num_heads=model_config.num_heads,
                              d_model=model_config.width, mlp_ratio=model_config.mlp_ratio,
-                             positional=model_config.positional, max_len=1)
+                             positional=model_config.positional, max_len=1,
+                             dtype=jnp.dtype(model_config.get("compute_dtype", "float32")),
+                             remat=bool(model_config.get("remat", False)))
 
 
 def choice(section, prefix: str, field: str, choices) -> None:

@@ -61,16 +61,25 @@ def _masked_dot_product_attention(q, k, v, mask):
     return jax.nn.dot_product_attention(q, k, v, mask=mask[None, None])
 
 
-def attention(q, k, v, *, causal, mask=None):
+def attention(q, k, v, *, causal, mask=None, implementation=None):
     """q, k, v (B, L, heads, head_dim), same dtype -> (B, L, heads, head_dim).
 
     causal=True lets position i attend to positions <= i only. mask: None, or a boolean (L, L)
     array, True where query i may attend to key j (e.g. `block_causal_mask`,
     `block_diffusion_mask`); it needs causal=False, and every row must allow some key.
+    implementation: None / 'xla' (platform-dependent: written out on CPU, XLA's
+    `jax.nn.dot_product_attention` elsewhere) or 'cudnn' (`jax.nn.dot_product_attention` with
+    cuDNN flash attention, no CPU fallback: NVIDIA GPUs with bf16/fp16 inputs only).
     """
     if not q.shape == k.shape == v.shape or q.ndim != 4:
         raise ValueError(f"attention needs q, k, v of one shape (B, L, heads, head_dim); got "
                          f"{q.shape}, {k.shape}, {v.shape}")
+    if implementation not in (None, "xla", "cudnn"):
+        raise ValueError(f"implementation must be None, 'xla' or 'cudnn', got {implementation!r}")
+    if implementation == "cudnn":
+        return jax.nn.dot_product_attention(
+            q, k, v, mask=None if mask is None else jnp.asarray(mask)[None, None],
+            is_causal=causal, implementation="cudnn")
     if mask is not None:
         if causal:
             raise ValueError("attention takes causal=True or a mask, not both")

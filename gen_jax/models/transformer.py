@@ -30,6 +30,8 @@ from gen_jax.models.positional import apply_rope
 from gen_jax.models.validation import check_label, check_time
 
 POSITIONALS = ("rope", "learned", "rope+learned")
+COMPUTE_DTYPES = ("float32", "bfloat16")  # names of the compute dtypes training configs take
+ATTENTION_IMPLEMENTATIONS = (None, "xla", "cudnn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +44,10 @@ class TransformerConfig:
     when their input is all noise or masks, and learn neighbour lookups much faster with RoPE).
     time_scale multiplies t before the Fourier features (1000 for t in [0, 1]; 1 for log-SNR).
     dtype is the compute dtype (e.g. jnp.bfloat16); parameters are kept in param_dtype.
+    remat: recompute each block's activations in the backward pass (activation checkpointing,
+    `nnx.remat`; uncached calls): less memory, same gradients, one more forward per block.
+    attention_implementation: None / 'xla' (portable) or 'cudnn' (cuDNN flash attention: NVIDIA
+    GPUs only, bf16/fp16 compute; choose it on GPU only, as benchmarks/accelerator.py does).
     attention_block_size: None, or b for block-causal attention (BD3-LM, Arriola et al. 2025):
     position i attends to j iff j // b <= i // b (needs causal=False; b = 1 is causal attention).
     """
@@ -60,6 +66,8 @@ class TransformerConfig:
     attention_block_size: Optional[int] = None
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+    remat: bool = False
+    attention_implementation: Optional[str] = None
 
     def __post_init__(self):
         for name in ("num_layers", "num_heads", "d_model", "max_len"):
@@ -77,6 +85,9 @@ class TransformerConfig:
             raise ValueError(f"mlp_ratio must be positive, got {self.mlp_ratio}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if self.attention_implementation not in ATTENTION_IMPLEMENTATIONS:
+            raise ValueError(f"attention_implementation must be one of "
+                             f"{ATTENTION_IMPLEMENTATIONS}, got {self.attention_implementation!r}")
         if self.num_classes is not None and self.num_classes < 1:
             raise ValueError(f"num_classes must be None or >= 1, got {self.num_classes}")
         b = self.attention_block_size
@@ -142,7 +153,8 @@ class SelfAttention(nnx.Module):
         if cache is None:
             if mask is None and cfg.attention_block_size is not None:
                 mask = block_causal_mask(length, cfg.attention_block_size)
-            y = attention(q, k, v, causal=cfg.causal and mask is None, mask=mask)
+            y = attention(q, k, v, causal=cfg.causal and mask is None, mask=mask,
+                          implementation=cfg.attention_implementation)
         else:
             if mask is not None:
                 raise ValueError("a mask applies to uncached calls only")
@@ -216,6 +228,12 @@ class Block(nnx.Module):
         return x, cache
 
 
+@nnx.remat
+def _checkpointed_block(block, h, cond, positions, mask):
+    """`block` without a cache, its activations recomputed in the backward pass."""
+    return block(h, cond, positions, None, mask)
+
+
 class Transformer(nnx.Module):
     """Backbone: embeddings (B, L, d_model) -> features (B, L, d_model), final norm applied.
 
@@ -285,7 +303,10 @@ class Transformer(nnx.Module):
         h = h.astype(cfg.dtype)
         new_caches = []
         for i, block in enumerate(self.blocks):
-            h, cache = block(h, cond, positions, None if caches is None else caches[i], mask)
+            if cfg.remat and caches is None:
+                h, cache = _checkpointed_block(block, h, cond, positions, mask)
+            else:
+                h, cache = block(h, cond, positions, None if caches is None else caches[i], mask)
             new_caches.append(cache)
         h = self.final_norm(h)
         if cfg.conditioned:

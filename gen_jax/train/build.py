@@ -1,5 +1,7 @@
 """Assemble `loop.Components` for a training config: data from `gen_jax.data`, the model, loss,
-eval NLL and sampler of the registered family `config.family` (`gen_jax.families`)."""
+eval NLL and sampler of the registered family `config.family` (`gen_jax.families`). The loss runs
+in `config.model.compute_dtype`; the eval NLL, sampler and `Components.view` always compute in
+float32 (`float32_view`)."""
 import jax
 from flax import nnx
 
@@ -15,6 +17,22 @@ def load_split(config, split: str):
                          **d.options.to_dict())
 
 
+def float32_view(family, spec, config, view):
+    """The model as a pure function with float32 compute, for likelihoods and sampling: `view`
+    itself when `config.model.compute_dtype` is float32, else the same architecture rebuilt with
+    float32 compute (parameters are float32 in both, so they are shared unchanged)."""
+    if config.model.compute_dtype == "float32":
+        return view
+    f32_config = config.copy_and_resolve_references()
+    f32_config.model.compute_dtype = "float32"
+    model = nnx.eval_shape(lambda: family.build_model(spec, f32_config, nnx.Rngs(config.seed)))
+    f32_view, _ = families.ModelView.of(model)
+    if jax.tree.leaves(f32_view.rest):
+        raise ValueError("a float32 evaluation copy needs a model with no state besides its "
+                         "parameters")
+    return f32_view
+
+
 def build_components(config) -> Components:
     """Data, model, objective and sampler of `config` as the loop's `Components`."""
     family = families.get(config.family)
@@ -25,8 +43,9 @@ def build_components(config) -> Components:
     # Initialised in one compiled program (same values as eager init, far fewer compiles).
     model = nnx.jit(lambda: family.build_model(spec, config, nnx.Rngs(config.seed)))()
     view, params = families.ModelView.of(model)
-    nll = family.estimators(view, spec, config)[0].fn
-    sampler = family.default_sampler(view, spec, config)
+    eval_view = float32_view(family, spec, config, view)
+    nll = family.estimators(eval_view, spec, config)[0].fn
+    sampler = family.default_sampler(eval_view, spec, config)
 
     def train_batches(start_step, shard_index, num_shards):
         return data_lib.BatchIterator(train_ds, config.train.batch_size, seed=config.seed,
@@ -44,5 +63,5 @@ def build_components(config) -> Components:
         nll_fn=lambda p, batch, key: nll(p, batch, key).nll, num_dims=spec.num_dims,
         sample_fn=lambda p, key, num: sampler.fn(p, key, num).samples,
         write_samples=lambda samples, stem: family.write_samples(samples, spec, stem),
-        view=view, spec=spec,
+        view=eval_view, spec=spec,
         data_fingerprint={"train": data_lib.fingerprint(train_ds), "eval": data_lib.fingerprint(eval_ds)})

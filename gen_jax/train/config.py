@@ -3,7 +3,7 @@ experiments/configs/base.py): fails before any work with a ValueError naming the
 import jax
 
 from gen_jax import families
-from gen_jax.models.transformer import POSITIONALS
+from gen_jax.models.transformer import COMPUTE_DTYPES, POSITIONALS
 from gen_jax.train.sharding import PARAM_STRATEGIES
 
 
@@ -15,7 +15,8 @@ from gen_jax.train.sharding import PARAM_STRATEGIES
 RUN_DEFINING = ("family", "seed", "data", "model", "optimizer", "train")
 FAMILY_NOT_RUN_DEFINING = ("eval", "sample")
 # Run-defining sections' fields that only stop a run, never change its trajectory.
-RESUME_FREE = ("train.max_consecutive_skips",)
+# model.remat: recomputation gives the same gradients.
+RESUME_FREE = ("train.max_consecutive_skips", "model.remat")
 
 
 def _get(cfg, dotted):
@@ -71,6 +72,9 @@ def validate_config(cfg, known_datasets=None) -> None:
     _in_range(cfg, "model.mlp_ratio", 0, float("inf"), low_open=True, high_open=True)
     _positive_int(cfg, "model.patch_size")
     _choice(cfg, "model.positional", POSITIONALS)
+    _choice(cfg, "model.compute_dtype", COMPUTE_DTYPES)
+    if not isinstance(_get(cfg, "model.remat"), bool):
+        raise ValueError(f"config.model.remat must be True or False, got {cfg.model.remat!r}")
     families.get(cfg.family).section(cfg)  # the active family's section must exist
     for name in families.names():  # every family section the config carries
         if name in cfg:
@@ -88,14 +92,24 @@ def validate_config(cfg, known_datasets=None) -> None:
     _in_range(cfg, "optimizer.b2", 0.0, 1.0, high_open=True)
     _in_range(cfg, "optimizer.grad_clip_norm", 0.0, float("inf"), high_open=True)
     _in_range(cfg, "optimizer.ema_decay", 0.0, 1.0, high_open=True)
-    _choice(cfg, "mesh.param_sharding", PARAM_STRATEGIES)
+    strategy = _choice(cfg, "mesh.param_sharding", PARAM_STRATEGIES)
     num_devices = _positive_int(cfg, "mesh.num_devices", allow_zero=True) or jax.device_count()
     if num_devices > jax.device_count():
         raise ValueError(f"config.mesh.num_devices ({num_devices}) exceeds the "
                          f"{jax.device_count()} available devices")
-    if batch % num_devices:
-        raise ValueError(f"config.train.batch_size ({batch}) must be divisible by the number "
-                         f"of devices ({num_devices})")
+    model_parallelism = _positive_int(cfg, "mesh.model_parallelism")
+    if num_devices % model_parallelism:
+        raise ValueError(f"config.mesh.model_parallelism ({model_parallelism}) must divide the "
+                         f"number of devices ({num_devices})")
+    if model_parallelism > 1 and strategy != "fsdp_tp":
+        raise ValueError(f"config.mesh.model_parallelism ({model_parallelism}) > 1 needs "
+                         f"config.mesh.param_sharding='fsdp_tp', got {strategy!r}")
+    data_parallelism = num_devices // model_parallelism
+    microbatches = _positive_int(cfg, "train.microbatches")
+    if batch % (microbatches * data_parallelism):
+        raise ValueError(f"config.train.batch_size ({batch}) must be divisible by "
+                         f"config.train.microbatches ({microbatches}) times the data parallelism "
+                         f"({data_parallelism} = devices / model_parallelism)")
     if batch % jax.process_count():
         raise ValueError(f"config.train.batch_size ({batch}) must be divisible by the number "
                          f"of processes ({jax.process_count()})")
@@ -104,9 +118,9 @@ def validate_config(cfg, known_datasets=None) -> None:
     _positive_int(cfg, "logging.every_steps")
     _positive_int(cfg, "eval.every_steps", allow_zero=True)
     eval_batch = _positive_int(cfg, "eval.batch_size")
-    if eval_batch % num_devices:
-        raise ValueError(f"config.eval.batch_size ({eval_batch}) must be divisible by the number "
-                         f"of devices ({num_devices})")
+    if eval_batch % data_parallelism:
+        raise ValueError(f"config.eval.batch_size ({eval_batch}) must be divisible by the data "
+                         f"parallelism ({data_parallelism} = devices / model_parallelism)")
     _positive_int(cfg, "eval.max_batches", allow_zero=True)
     _positive_int(cfg, "eval.repeats")
     _positive_int(cfg, "eval.max_examples", allow_zero=True)

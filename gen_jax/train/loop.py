@@ -93,7 +93,7 @@ def run(config, workdir: str, components: Components, *, stop_after: Optional[in
     total_steps = config.train.steps
     last_step = total_steps if stop_after is None else min(stop_after, total_steps)
     is_main = jax.process_index() == 0
-    mesh = sharding_lib.make_mesh(config.mesh.num_devices)
+    mesh = sharding_lib.make_mesh(config.mesh.num_devices, config.mesh.model_parallelism)
     strategy = config.mesh.param_sharding
     opt_cfg = config.optimizer
     optimizer, schedule = optimizer_from_config(config)
@@ -140,7 +140,8 @@ def run(config, workdir: str, components: Components, *, stop_after: Optional[in
 
     train_step = jit_train_step(
         train_step_fn(components.loss_fn, optimizer, ema_decay=opt_cfg.ema_decay,
-                      learning_rate_fn=schedule), mesh, state, strategy)
+                      learning_rate_fn=schedule, microbatches=config.train.microbatches),
+        mesh, state, strategy)
     eval_step = None
     if components.nll_fn is not None and components.eval_batches is not None:
         eval_step = jit_eval_step(eval_step_fn(components.nll_fn), mesh, state.params, strategy)

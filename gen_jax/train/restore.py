@@ -45,7 +45,7 @@ def saved_config(workdir: str) -> dict:
 def restore_trained(config, workdir: str, components) -> TrainState:
     """The TrainState of the newest good checkpoint in `workdir` (verified by its checksum;
     damaged ones are set aside with a warning), placed on the config's mesh."""
-    mesh = sharding_lib.make_mesh(config.mesh.num_devices)
+    mesh = sharding_lib.make_mesh(config.mesh.num_devices, config.mesh.model_parallelism)
     target = initial_state(config, components, optimizer_from_config(config)[0], mesh)
     checkpointer = Checkpointer(workdir, every_steps=1, keep=1 << 30)
     try:

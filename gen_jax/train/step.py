@@ -29,9 +29,47 @@ def tree_all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
+def microbatch_split(batch, microbatches: int):
+    """Leaves (B, ...) -> (microbatches, B / microbatches, ...); microbatch i holds rows
+    i, i + m, i + 2m, ... so that each device's rows of a 'data'-sharded batch stay on it."""
+    def split(x):
+        if x.shape[0] % microbatches:
+            raise ValueError(f"microbatches ({microbatches}) must divide the batch size "
+                             f"({x.shape[0]})")
+        x = x.reshape(x.shape[0] // microbatches, microbatches, *x.shape[1:])
+        return jnp.swapaxes(x, 0, 1)
+    return jax.tree.map(split, batch)
+
+
+def mean_loss_and_grad(loss_fn: LossFn, params, batch, key, microbatches: int = 1):
+    """(batch-mean loss, its gradient in params). With microbatches m > 1 the batch is split
+    (`microbatch_split`) and the m microbatch means and gradients are averaged over a
+    `lax.scan` (gradient accumulation: one microbatch's activations alive at a time);
+    microbatch i draws its randomness from fold_in(key, i). For a loss that ignores the key this
+    equals the m = 1 result up to float summation order."""
+    def mean_loss(p, b, k):
+        return jnp.mean(loss_fn(p, b, k))
+
+    if microbatches == 1:
+        return jax.value_and_grad(mean_loss)(params, batch, key)
+
+    def accumulate(total, inputs):
+        index, micro = inputs
+        loss, grads = jax.value_and_grad(mean_loss)(params, micro, jax.random.fold_in(key, index))
+        return jax.tree.map(jnp.add, total, (loss, grads)), None
+
+    zero = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
+    (loss, grads), _ = jax.lax.scan(
+        accumulate, zero, (jnp.arange(microbatches), microbatch_split(batch, microbatches)))
+    return jax.tree.map(lambda x: x / microbatches, (loss, grads))
+
+
 def train_step_fn(loss_fn: LossFn, optimizer: optax.GradientTransformation, *, ema_decay: float,
-                  learning_rate_fn: Callable | None = None):
+                  learning_rate_fn: Callable | None = None, microbatches: int = 1):
     """The un-jitted step `(state, batch) -> (state, metrics)`.
+
+    microbatches: gradient accumulation over this many slices of the batch
+    (`mean_loss_and_grad`), inside the one step.
 
     If the loss, any gradient or any updated parameter is non-finite (a finite gradient times
     a huge learning rate can overflow) the update is skipped: params, opt_state and ema_params
@@ -43,14 +81,12 @@ def train_step_fn(loss_fn: LossFn, optimizer: optax.GradientTransformation, *, e
     """
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+    if isinstance(microbatches, bool) or not isinstance(microbatches, int) or microbatches < 1:
+        raise ValueError(f"microbatches must be an integer >= 1, got {microbatches!r}")
 
     def step(state: TrainState, batch):
-        key = step_key(state)
-
-        def mean_loss(params):
-            return jnp.mean(loss_fn(params, batch, key))
-
-        loss, grads = jax.value_and_grad(mean_loss)(state.params)
+        loss, grads = mean_loss_and_grad(loss_fn, state.params, batch, step_key(state),
+                                         microbatches)
         grad_norm = optax.tree.norm(grads)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
