@@ -1,6 +1,7 @@
 """Scaling past one device: parameter sharding strategies on a 2-D mesh (8 fake CPU devices in
 one child process), gradient accumulation, bf16 mixed precision, activation checkpointing,
 resume across mesh shapes, and their config validation."""
+import copy
 import json
 import os
 import subprocess
@@ -328,3 +329,25 @@ def test_accelerator_benchmark_smoke(tmp_path):
     assert [r["model"] for r in results] == ["gpt2", "dit"]
     assert all(np.isfinite(r["final_loss"]) and r["model_tflops_per_step"] > 0 for r in results)
     assert accelerator.peak_flops("NVIDIA H200") == 989e12 and accelerator.peak_flops("cpu") is None
+
+
+def test_runs_saved_before_the_scaling_fields_resume_with_their_old_behaviour():
+    """A saved config without compute_dtype / remat / microbatches / model_parallelism reads as
+    float32, no remat, 1 microbatch, no tensor parallelism; any other value is a mismatch."""
+    from experiments.configs.base import get_base_config
+    from gen_jax.train.config import ADDED_FIELDS, check_resume_compatible, with_added_fields
+
+    current = get_base_config("ar", "digits").to_dict()
+    old = copy.deepcopy(current)
+    for name in ADDED_FIELDS:
+        section, field = name.split(".")
+        del old[section][field]
+    check_resume_compatible(old, current)
+    assert with_added_fields(old) == current
+    current["model"]["compute_dtype"] = "bfloat16"
+    with pytest.raises(ValueError, match="model.compute_dtype"):
+        check_resume_compatible(old, current)
+    current["model"]["compute_dtype"] = "float32"
+    current["train"]["microbatches"] = 2
+    with pytest.raises(ValueError, match="train.microbatches"):
+        check_resume_compatible(old, current)

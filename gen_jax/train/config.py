@@ -1,5 +1,7 @@
 """Validation of a training config (ml_collections.ConfigDict, layout of
 experiments/configs/base.py): fails before any work with a ValueError naming the field."""
+import copy
+
 import jax
 
 from gen_jax import families
@@ -17,6 +19,10 @@ FAMILY_NOT_RUN_DEFINING = ("eval", "sample")
 # Run-defining sections' fields that only stop a run, never change its trajectory.
 # model.remat: recomputation gives the same gradients.
 RESUME_FREE = ("train.max_consecutive_skips", "model.remat")
+# Fields added after runs may have been saved, with the value that reproduces those runs: a
+# saved config without one is read as having this value (resume and evaluation of older runs).
+ADDED_FIELDS = {"model.compute_dtype": "float32", "model.remat": False,
+                "train.microbatches": 1, "mesh.model_parallelism": 1}
 
 
 def _get(cfg, dotted):
@@ -140,10 +146,23 @@ def _flatten(d, prefix=""):
     return out
 
 
+def with_added_fields(saved: dict) -> dict:
+    """A copy of the saved config dict with every missing `ADDED_FIELDS` entry filled in."""
+    out = copy.deepcopy(saved)
+    for name, value in ADDED_FIELDS.items():
+        *sections, field = name.split(".")
+        node = out
+        for section in sections:
+            node = node.setdefault(section, {})
+        node.setdefault(field, value)
+    return out
+
+
 def check_resume_compatible(saved: dict, current: dict) -> None:
     """Raise ValueError naming the first run-defining field that differs between the config a
-    checkpoint was written with and the current one (both plain dicts)."""
-    saved_flat, current_flat = _flatten(saved), _flatten(current)
+    checkpoint was written with and the current one (both plain dicts; the saved one read with
+    `with_added_fields`)."""
+    saved_flat, current_flat = _flatten(with_added_fields(saved)), _flatten(current)
     family = current.get("family")
     defining = RUN_DEFINING + (family,)
     free = tuple(f"{family}.{sub}" for sub in FAMILY_NOT_RUN_DEFINING)

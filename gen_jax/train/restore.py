@@ -4,6 +4,7 @@ import jax
 
 from gen_jax.train import sharding as sharding_lib
 from gen_jax.train.checkpoint import Checkpointer, DamagedCheckpointError
+from gen_jax.train.config import with_added_fields
 from gen_jax.train.optimizer import learning_rate_schedule, make_optimizer
 from gen_jax.train.state import TrainState, create_train_state
 from gen_jax.train.step import place_state
@@ -27,13 +28,13 @@ def initial_state(config, components, optimizer, mesh) -> TrainState:
 
 
 def saved_config(workdir: str) -> dict:
-    """The config dict stored with the newest readable checkpoint of `workdir` (ValueError if
-    it holds none)."""
+    """The config dict stored with the newest readable checkpoint of `workdir`, with fields added
+    since filled in (`config.with_added_fields`); ValueError if it holds none."""
     checkpointer = Checkpointer(workdir, every_steps=1, keep=1 << 30)
     try:
         for step in reversed(checkpointer.all_steps()):
             try:
-                return checkpointer.restore_meta(step)[0]
+                return with_added_fields(checkpointer.restore_meta(step)[0])
             except DamagedCheckpointError:
                 continue
         raise ValueError(f"{workdir} holds no readable checkpoint (expected "
