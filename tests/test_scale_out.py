@@ -351,3 +351,18 @@ def test_runs_saved_before_the_scaling_fields_resume_with_their_old_behaviour():
     current["train"]["microbatches"] = 2
     with pytest.raises(ValueError, match="train.microbatches"):
         check_resume_compatible(old, current)
+
+
+def test_each_process_feeds_its_own_slice_of_every_estimator_batch():
+    """Simulated processes: the slices are disjoint, in order, and together the global batch."""
+    from gen_jax.train.sharding import process_rows
+
+    rows = np.arange(10, 34) % 17
+    for count in (1, 2, 4, 8):
+        parts = [process_rows(rows, i, count) for i in range(count)]
+        assert all(len(p) == len(rows) // count for p in parts)
+        np.testing.assert_array_equal(np.concatenate(parts), rows)
+    with pytest.raises(ValueError, match="does not split"):
+        process_rows(rows, 0, 5)
+    with pytest.raises(ValueError, match="process_index"):
+        process_rows(rows, 2, 2)

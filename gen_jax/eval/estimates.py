@@ -84,13 +84,11 @@ def estimate(estimator, model_name: str, params, data: dict, indices, *, num_dim
                                sharding_lib.replicated(mesh)),
                  out_shardings=(rows_sh, rows_sh))
     key = estimator_key(key, estimator)
-    per_process = batch_size // jax.process_count()
-    start_row = jax.process_index() * per_process
     nats, nfe = np.zeros(n), np.zeros(n)
     for r in range(repeats):
         for start in range(0, n, batch_size):
             rows = np.arange(start, start + batch_size) % n
-            local = rows[start_row:start_row + per_process]
+            local = sharding_lib.process_rows(rows, jax.process_index(), jax.process_count())
             batch = sharding_lib.global_batch({k: v[indices[local]] for k, v in data.items()}, mesh)
             nll, calls = fn(params, batch, jax.random.fold_in(jax.random.fold_in(key, r), start))
             m = min(batch_size, n - start)

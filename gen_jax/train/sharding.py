@@ -128,6 +128,20 @@ def param_shardings(mesh: Mesh, tree, strategy: str = "replicated"):
     return jax.tree_util.tree_map_with_path(sharding, tree)
 
 
+def process_rows(rows, process_index: int, process_count: int):
+    """This process's contiguous slice of a global batch's `rows` (the rule for every batch:
+    process i feeds rows [i b, (i + 1) b), b = len(rows) / process_count, as `BatchIterator`
+    and `eval_batches` shard; `global_batch` assembles them)."""
+    rows = np.asarray(rows)
+    if process_count < 1 or not 0 <= process_index < process_count:
+        raise ValueError(f"need 0 <= process_index < process_count, got {process_index}, "
+                         f"{process_count}")
+    if len(rows) % process_count:
+        raise ValueError(f"a batch of {len(rows)} rows does not split over {process_count} processes")
+    per_process = len(rows) // process_count
+    return rows[process_index * per_process:(process_index + 1) * per_process]
+
+
 def global_batch(local_batch, mesh: Mesh):
     """Global arrays sharded over 'data' from this host's slice of the batch (dict of numpy).
 
