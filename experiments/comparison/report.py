@@ -140,7 +140,8 @@ def comparisons(estimates, num_levels: int) -> list[dict]:
                          se=se, z=(mean - uniform) / se if se > 0 else float("-inf"),
                          detail=f"{mean - uniform:+.4f} +- {se:.4f} bits/dim against log2 K = "
                                 f"{uniform:.3f}" + ("" if mean < uniform else
-                                                    ": NOT BETTER than uniform; train longer")))
+                                                    ": NOT BETTER than uniform: undertrained, "
+                                                    "or overfit (a train loss far below it)")))
     return rows
 
 
