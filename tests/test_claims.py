@@ -19,7 +19,6 @@ from experiments.configs import data_constrained as dc_config
 from experiments.configs import generation_speed as gs_config
 from experiments.configs import steps as steps_config
 from gen_jax import data as data_lib
-from gen_jax import families
 from gen_jax.models.flops import compiled_flops, matmul_params, transformer_train_flops
 from gen_jax.models.transformer import TransformerConfig
 
