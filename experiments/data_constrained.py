@@ -3,7 +3,7 @@ tokens, trained for many epochs (Prabhudesai et al. 2025, "Diffusion Beats Autor
 Data-Constrained Settings", at a small scale).
 
   python -m experiments.data_constrained                   # Markov chain, cpu preset (~20 min)
-  python -m experiments.data_constrained --text_file /work/shared/data/tiny_shakespeare/input.txt
+  python -m experiments.data_constrained --text_file ../shared/data/tiny_shakespeare/input.txt
   python -m experiments.data_constrained --preset gpu
   python -m experiments.data_constrained --smoke           # seconds (CI)
 

@@ -4,7 +4,7 @@ DPM-Solver++(2M); masked: T-step ancestral, and its T-step ELBO against T).
 
   python -m experiments.steps                           # digits, NFE 4..128 (~12 min CPU)
   python -m experiments.steps --preset gpu              # NFE 4..1000
-  python -m experiments.steps --dataset mnist --data_dir /work/shared/data/mnist
+  python -m experiments.steps --dataset mnist --data_dir ../shared/data/mnist
   python -m experiments.steps --smoke                   # seconds (CI)
 
 Settings: experiments/configs/steps.py. Writes to --workdir (default runs/steps): results.json,
@@ -39,7 +39,7 @@ def build_config():
     cfg = get_config(_PRESET.value, _DATASET.value)
     if _DATASET.value == "mnist":
         if not _DATA_DIR.value:
-            raise app.UsageError("--dataset mnist needs --data_dir (e.g. /work/shared/data/mnist)")
+            raise app.UsageError("--dataset mnist needs --data_dir (e.g. ../shared/data/mnist)")
         cfg.model_config.data.data_dir = _DATA_DIR.value
     elif _DATA_DIR.value:
         raise app.UsageError("--data_dir applies to --dataset mnist only")
