@@ -7,22 +7,22 @@
   python -m experiments.compare --dataset markov     # known entropy
 
 Trains one model per registered family that models the data (`gen_jax.families`; images: AR,
-Gaussian diffusion, masked diffusion; text: AR and masked) with the same backbone size, data and
-budget (`experiments/configs/compare.py`), then on the held-out split reports every estimator of
+Gaussian diffusion, masked diffusion; text and markov: AR, masked and block diffusion at b = 4,
+1, 16 and L) with the same backbone size, data and budget (`experiments/configs/compare.py`),
+then on the held-out split reports every estimator of
 every family in bits/dim with standard errors, samples each model with each of its samplers,
 times sampling and scores sample quality, and checks itself (report.audit). Writes to --workdir:
-results.json, results.md, samples_<family>.png / .txt, training_curves.png, sampling.png, and
+results.json, results.md, samples_<family>.png / .txt, training_curves.png, sampling.png,
+likelihood_vs_speed.png (each model's NLL or bound against sampling time per dimension), and
 each model's training run (checkpoints, metrics) in a subdirectory, which
 `python -m experiments.evaluate --workdir <workdir>/<family>` re-evaluates; re-running with the
 same workdir reuses the trained models.
 """
-import importlib
 import os
-import shlex
-import sys
 
 from absl import app, flags, logging
 
+from experiments import cli
 from experiments.comparison import report
 from experiments.comparison.run import run_comparison
 from experiments.configs.compare import BUDGETS, DATASETS, get_config, smoke
@@ -39,13 +39,9 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of training, evaluation and sampli
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny settings that only exercise the pipeline.")
 _FAMILIES = flags.DEFINE_list("families", [], "Families to compare, in order (default: every "
                               "registered family that models the data).")
-_FAMILY_MODULES = flags.DEFINE_list("family_modules", [], "Python modules to import first, "
-                                    "e.g. your own package registering more families.")
 
 
 def build_config():
-    for module in _FAMILY_MODULES.value:
-        importlib.import_module(module)
     cfg = get_config(_DATASET.value, _BUDGET.value)
     m = cfg.model_config
     m.seed = _SEED.value
@@ -64,9 +60,7 @@ def build_config():
         m.data.options.path = _TEXT_FILE.value
     elif _TEXT_FILE.value:
         raise app.UsageError("--text_file applies to --dataset text only")
-    if _STEPS.value:
-        m.train.steps = _STEPS.value
-        m.optimizer.warmup_steps = min(m.optimizer.warmup_steps, _STEPS.value)
+    cli.set_training_steps(m, _STEPS.value)
     if _FAMILIES.value:
         cfg.families = tuple(_FAMILIES.value)
     if _SMOKE.value:
@@ -77,17 +71,13 @@ def build_config():
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    command = cli.start(argv, "experiments.compare")
     logging.set_verbosity(logging.WARNING)
     cfg = build_config()
     workdir = _WORKDIR.value or os.path.join("runs", f"compare_{cfg.dataset}")
-    command = "python -m experiments.compare " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     results = run_comparison(cfg, workdir, command)
     print(report.markdown(results))
-    failed = [c for c in results["audit"] if not c["holds"]]
-    for c in failed:
-        print(f"\n!!! SELF-AUDIT FAILED: {c['check']}\n!!! {c['detail']}", file=sys.stderr)
+    failed = cli.print_audit_failures(results)
     print(f"[compare] wrote {workdir}/results.json, results.md and plots in "
           f"{results['wall_seconds']:.0f} s" + (f"; {len(failed)} audit check(s) FAILED" if failed else
                                                 "; self-audit passed"))

@@ -13,13 +13,11 @@ Writes to --workdir (default runs/data_constrained): results.json, results.md,
 validation_vs_epochs.png, best_vs_flops.png and each run (runs/<tokens>/<family>); re-running
 with the same workdir and settings reuses the finished runs.
 """
-import importlib
 import os
-import shlex
-import sys
 
 from absl import app, flags, logging
 
+from experiments import cli
 from experiments.claims.data_constrained import run_data_constrained
 from experiments.configs.data_constrained import PRESETS, get_config, smoke
 
@@ -33,13 +31,9 @@ _STEPS = flags.DEFINE_integer("steps", 0, "Training steps of every run (0: the p
 _FAMILIES = flags.DEFINE_list("families", [], "Families (default: the preset's).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of data order, init and training keys.")
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny settings that only exercise the pipeline.")
-_FAMILY_MODULES = flags.DEFINE_list("family_modules", [], "Modules to import first (more "
-                                    "registered families).")
 
 
 def build_config():
-    for module in _FAMILY_MODULES.value:
-        importlib.import_module(module)
     if _TEXT_FILE.value and not os.path.exists(_TEXT_FILE.value):
         raise app.UsageError(f"--text_file: no file at {_TEXT_FILE.value!r}")
     cfg = get_config(_PRESET.value, _TEXT_FILE.value)
@@ -47,12 +41,11 @@ def build_config():
         smoke(cfg)
     m = cfg.model_config
     m.seed = _SEED.value
+    cli.set_training_steps(m, _STEPS.value)
     if _STEPS.value:
-        m.train.steps = _STEPS.value
         m.checkpoint.every_steps = _STEPS.value
-        m.optimizer.warmup_steps = min(m.optimizer.warmup_steps, _STEPS.value)
     if _UNIQUE.value:
-        cfg.unique_tokens = tuple(int(v) for v in _UNIQUE.value)
+        cfg.unique_tokens = cli.positive_ints(_UNIQUE)
         if m.data.name == "markov":
             m.data.options.num_examples = max(max(cfg.unique_tokens) // m.data.options.seq_len,
                                               cfg.eval_examples)
@@ -62,11 +55,8 @@ def build_config():
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    command = cli.start(argv, "experiments.data_constrained")
     logging.set_verbosity(logging.WARNING)
-    command = "python -m experiments.data_constrained " + " ".join(
-        shlex.quote(a) for a in sys.argv[1:])
     results = run_data_constrained(build_config(), _WORKDIR.value, command)
     print("\n".join(results["reading"]))
     print(f"[data_constrained] wrote {_WORKDIR.value}/results.json, results.md and plots in "

@@ -10,12 +10,9 @@ size (speed does not depend on training).
 Settings: experiments/configs/generation_speed.py. Writes to --workdir (default
 runs/generation_speed): results.json, results.md, seconds_vs_length_batch<B>.png.
 """
-import importlib
-import shlex
-import sys
-
 from absl import app, flags, logging
 
+from experiments import cli
 from experiments.claims.generation_speed import run_generation_speed
 from experiments.configs.generation_speed import PRESETS, get_config, smoke
 
@@ -27,20 +24,17 @@ _FAMILIES = flags.DEFINE_list("families", [], "Families (default: the preset's).
 _ROUNDS = flags.DEFINE_integer("rounds", 0, "Timed rounds per setting (0: the preset's).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the random weights and the samplers.")
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny settings that only exercise the pipeline.")
-_FAMILY_MODULES = flags.DEFINE_list("family_modules", [], "Modules to import first.")
 
 
 def build_config():
-    for module in _FAMILY_MODULES.value:
-        importlib.import_module(module)
     cfg = get_config(_PRESET.value)
     if _SMOKE.value:
         smoke(cfg)
     cfg.seed = _SEED.value
     if _LENGTHS.value:
-        cfg.lengths = tuple(int(v) for v in _LENGTHS.value)
+        cfg.lengths = cli.positive_ints(_LENGTHS)
     if _BATCHES.value:
-        cfg.batch_sizes = tuple(int(v) for v in _BATCHES.value)
+        cfg.batch_sizes = cli.positive_ints(_BATCHES)
     if _FAMILIES.value:
         cfg.families = tuple(_FAMILIES.value)
     if _ROUNDS.value:
@@ -49,11 +43,8 @@ def build_config():
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    command = cli.start(argv, "experiments.generation_speed")
     logging.set_verbosity(logging.WARNING)
-    command = "python -m experiments.generation_speed " + " ".join(
-        shlex.quote(a) for a in sys.argv[1:])
     results = run_generation_speed(build_config(), _WORKDIR.value, command)
     print("\n".join(results["reading"]))
     print(f"[generation_speed] wrote {_WORKDIR.value}/results.json, results.md and plots in "

@@ -11,12 +11,9 @@ Settings: experiments/configs/steps.py. Writes to --workdir (default runs/steps)
 results.md, quality_vs_nfe.png, elbo_vs_steps.png and one trained model per family (reused when
 the workdir already holds it).
 """
-import importlib
-import shlex
-import sys
-
 from absl import app, flags, logging
 
+from experiments import cli
 from experiments.claims.steps import run_steps
 from experiments.configs.steps import DATASETS, PRESETS, get_config, smoke
 
@@ -30,12 +27,9 @@ _FAMILIES = flags.DEFINE_list("families", [], "Families (default: every image fa
                               "step grid).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of training, sampling and evaluation.")
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny settings that only exercise the pipeline.")
-_FAMILY_MODULES = flags.DEFINE_list("family_modules", [], "Modules to import first.")
 
 
 def build_config():
-    for module in _FAMILY_MODULES.value:
-        importlib.import_module(module)
     cfg = get_config(_PRESET.value, _DATASET.value)
     if _DATASET.value == "mnist":
         if not _DATA_DIR.value:
@@ -47,21 +41,17 @@ def build_config():
         smoke(cfg)
     m = cfg.model_config
     m.seed = _SEED.value
-    if _STEPS.value:
-        m.train.steps = _STEPS.value
-        m.optimizer.warmup_steps = min(m.optimizer.warmup_steps, _STEPS.value)
+    cli.set_training_steps(m, _STEPS.value)
     if _NFE.value:
-        cfg.nfe = tuple(int(v) for v in _NFE.value)
+        cfg.nfe = cli.positive_ints(_NFE)
     if _FAMILIES.value:
         cfg.families = tuple(_FAMILIES.value)
     return cfg
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    command = cli.start(argv, "experiments.steps")
     logging.set_verbosity(logging.WARNING)
-    command = "python -m experiments.steps " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     results = run_steps(build_config(), _WORKDIR.value, command)
     print("\n".join(results["reading"]))
     print(f"[steps] wrote {_WORKDIR.value}/results.json, results.md and plots in "

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from experiments.comparison.report import audit, comparisons
+from experiments.comparison.report import audit, comparisons, likelihood_vs_speed
 from gen_jax.eval.estimates import Estimate
 from gen_jax.eval import mean_and_se, paired_bound_check
 
@@ -43,7 +43,8 @@ def test_digits_run_reports_every_estimator(digits_run):
         assert math.isfinite(r["bits_per_dim"]) and r["se"] > 0, r
     # Every likelihood is -log2 P per dim of 17-level data: positive, and nowhere near absurd.
     assert all(0 < r["bits_per_dim"] < 20 for r in results["likelihoods"])
-    for name in ("results.md", "training_curves.png", "sampling.png", "samples_ar.png",
+    for name in ("results.md", "training_curves.png", "sampling.png", "likelihood_vs_speed.png",
+                 "samples_ar.png",
                  "samples_gaussian.png", "samples_masked.png", "samples_flow.png"):
         assert os.path.getsize(os.path.join(workdir, name)) > 0, name
     assert "| ar | exact NLL | exact |" in open(os.path.join(workdir, "results.md")).read()
@@ -62,6 +63,31 @@ def test_digits_run_samples_every_sampler_with_quality(digits_run):
     assert results["audit"] and all({"check", "holds", "detail"} <= set(c) for c in results["audit"])
 
 
+def test_likelihood_vs_speed_takes_the_exact_nll_else_the_lowest_bound():
+    def row(model, name, kind, bits, num_examples=100):
+        return dict(model=model, name=name, kind=kind, bits_per_dim=bits, se=0.01,
+                    num_examples=num_examples)
+
+    def run(model, setting, seconds):
+        return dict(model=model, sampler="s", setting=setting, nfe=8.0, seconds_per_sample=seconds)
+
+    results = dict(dataset=dict(num_dims=4), likelihoods=[
+        row("ar", "bound", "upper bound", 1.0), row("ar", "exact NLL", "exact", 2.0),
+        row("masked", "ELBO", "upper bound", 3.0), row("masked", "64-step ELBO", "upper bound", 2.5),
+        row("masked", "subset bound", "upper bound", 2.0, num_examples=10),
+        row("flow", "PF-ODE", "upper bound", 0.5, num_examples=10)],
+        sampling=[run("ar", "a", 0.004), run("masked", "64 steps", 0.008),
+                  run("masked", "128 steps", 0.016), run("gaussian", "g", 0.1),
+                  run("flow", "f", 0.04)])
+    points = likelihood_vs_speed(results)
+    # The exact NLL wins over a (lower, so broken or noisy) bound; otherwise the lowest bound on
+    # the most examples (not a lower one on a subset); a model without likelihoods is left out.
+    assert [(p["model"], p["estimator"], p["bits_per_dim"], p["setting"]) for p in points] == [
+        ("ar", "exact NLL", 2.0, "a"), ("masked", "64-step ELBO", 2.5, "64 steps"),
+        ("masked", "64-step ELBO", 2.5, "128 steps"), ("flow", "PF-ODE", 0.5, "f")]
+    assert [p["ms_per_dim"] for p in points] == pytest.approx([1.0, 2.0, 4.0, 10.0])
+
+
 def test_rerun_reuses_the_trained_models(digits_run, tmp_path):
     workdir, results, _ = digits_run
     again, _ = _run_compare(workdir)
@@ -70,7 +96,10 @@ def test_rerun_reuses_the_trained_models(digits_run, tmp_path):
 
 
 def test_markov_numbers_are_above_the_true_entropy(tmp_path):
-    results, _ = _run_compare(str(tmp_path), "--dataset=markov")
+    # AR, masked and both ends of the block-size knob (b = 1 and b = L); the middle sizes are
+    # the same code with another b (tests/test_block.py checks the block bound itself).
+    results, _ = _run_compare(str(tmp_path), "--dataset=markov", "--families=ar,masked,block1,blockL")
+    assert {m["family"] for m in results["models"]} == {"ar", "masked", "block1", "blockL"}
     entropy = results["dataset"]["entropy_bits_per_dim"]
     assert entropy is not None and 0 < entropy < math.log2(8)
     for r in results["likelihoods"]:  # an NLL or an upper bound can never beat the entropy

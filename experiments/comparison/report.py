@@ -145,6 +145,59 @@ def comparisons(estimates, num_levels: int) -> list[dict]:
     return rows
 
 
+def likelihood_vs_speed(results: dict) -> list[dict]:
+    """One point per (model, sampler setting): the model's headline likelihood against the
+    sampler's wall time per dimension.
+
+    The headline is the model's exact NLL when it has one, else its lowest upper bound among
+    those computed on the most held-out examples (so a costly estimator run on a subset, such
+    as the PF-ODE solve and its check, is not picked on a different subset's luck). Returns
+    [{'model', 'sampler', 'setting', 'nfe', 'bits_per_dim', 'se', 'estimator',
+    'ms_per_dim'}], ordered as results['sampling']; models without such an estimate are left
+    out.
+    """
+    headline = {}
+    for r in results["likelihoods"]:
+        rank = {"exact": 0, "upper bound": 1}.get(r["kind"])
+        if rank is None:
+            continue
+        best = headline.get(r["model"])
+        order = (rank, -r["num_examples"], r["bits_per_dim"])
+        if best is None or order < best[0]:
+            headline[r["model"]] = (order, r)
+    num_dims = results["dataset"]["num_dims"]
+    points = []
+    for s in results.get("sampling", []):
+        if s["model"] not in headline:
+            continue
+        r = headline[s["model"]][1]
+        points.append(dict(model=s["model"], sampler=s["sampler"], setting=s["setting"],
+                           nfe=s["nfe"], bits_per_dim=r["bits_per_dim"], se=r["se"],
+                           estimator=r["name"], ms_per_dim=1e3 * s["seconds_per_sample"] / num_dims))
+    return points
+
+
+def plot_likelihood_vs_speed(points: list[dict], unit: str, entropy, path: str) -> None:
+    """Headline likelihood (y, with 1-SE bars) against sampling wall time per dimension (x, log);
+    one marker per model, one point per sampler setting, the entropy as a line when known."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for k, model in enumerate(dict.fromkeys(p["model"] for p in points)):
+        group = [p for p in points if p["model"] == model]
+        ax.errorbar([p["ms_per_dim"] for p in group], [p["bits_per_dim"] for p in group],
+                    yerr=[p["se"] for p in group], fmt="os^vDP<>"[k % 8], capsize=3,
+                    label=f"{model} ({group[0]['estimator']})")
+    if entropy is not None:
+        ax.axhline(entropy, color="gray", ls="--", label="data entropy")
+    ax.set_xscale("log")
+    ax.set_xlabel("sampling wall time per dimension (ms)")
+    ax.set_ylabel(f"NLL or upper bound ({unit})")
+    ax.set_title("likelihood against sampling speed")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _fmt(x, digits=3):
     return "-" if x is None else f"{x:.{digits}f}"
 
@@ -168,7 +221,7 @@ def markdown(results: dict) -> str:
         lines.append(row)
     if entropy is not None:
         lines += ["", f"True entropy of the data: {entropy:.4f} {unit}."]
-    lines += ["", "## Models", "", f"| model | parameters | steps | train s | final train loss (its objective) |",
+    lines += ["", "## Models", "", "| model | parameters | steps | train s | final train loss (its objective) |",
               "|---|---|---|---|---|"]
     for m in results["models"]:
         lines.append(f"| {m['family']} | {m['parameters']:,} | {m['steps']} | "
@@ -186,6 +239,18 @@ def markdown(results: dict) -> str:
         for s in results["sampling"]:
             lines.append(f"| {s['model']} | {s['sampler']} | {s['setting']} | {s['nfe']:.0f} | "
                          f"{1e3 * s['seconds_per_sample']:.2f} | {_fmt(s['fd'], 2)} | {_fmt(s['kid'], 3)} |")
+    points = likelihood_vs_speed(results)
+    if points:
+        per = "char" if unit == "bits/char" else "token" if unit == "bits/token" else "dim"
+        lines += ["", "## Likelihood against sampling speed", "",
+                  f"Each model's exact NLL, or its lowest upper bound, against the wall time per "
+                  f"{per} of each of its samplers (likelihood_vs_speed.png).", "",
+                  f"| model | estimator | {unit} | SE | sampler | setting | NFE | ms / {per} |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for p in points:
+            lines.append(f"| {p['model']} | {p['estimator']} | {p['bits_per_dim']:.4f} | "
+                         f"{p['se']:.4f} | {p['sampler']} | {p['setting']} | {p['nfe']:.0f} | "
+                         f"{p['ms_per_dim']:.4f} |")
     lines += ["", "## Self-audit (what must hold)", ""]
     for c in results["audit"]:
         lines.append(f"- {'ok' if c['holds'] else '**FAILED**'}: {c['check']}: {c['detail']}")

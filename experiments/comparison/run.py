@@ -163,4 +163,6 @@ def run_comparison(cfg, workdir: str, command: str = "") -> dict:
     report.plot_training_curves({f: m["result"].history for f, m in models.items()},
                                 os.path.join(workdir, "training_curves.png"))
     report.plot_sampling(runs, floor, os.path.join(workdir, "sampling.png"))
+    report.plot_likelihood_vs_speed(report.likelihood_vs_speed(results), results["dataset"]["unit"],
+                                    entropy, os.path.join(workdir, "likelihood_vs_speed.png"))
     return results
