@@ -78,9 +78,11 @@ def main(argv):
     results = run_comparison(cfg, workdir, command)
     print(report.markdown(results))
     failed = cli.print_audit_failures(results)
+    verdict = (f"{len(failed)} audit check(s) FAILED" if failed else
+               f"self-audit passed ({len(results['audit'])} checks)" if results["audit"] else
+               "self-audit: no check applies to these models and data")
     print(f"[compare] wrote {workdir}/results.json, results.md and plots in "
-          f"{results['wall_seconds']:.0f} s" + (f"; {len(failed)} audit check(s) FAILED" if failed else
-                                                "; self-audit passed"))
+          f"{results['wall_seconds']:.0f} s; {verdict}")
 
 
 if __name__ == "__main__":

@@ -254,6 +254,9 @@ def markdown(results: dict) -> str:
     lines += ["", "## Self-audit (what must hold)", ""]
     for c in results["audit"]:
         lines.append(f"- {'ok' if c['holds'] else '**FAILED**'}: {c['check']}: {c['detail']}")
+    if not results["audit"]:
+        lines.append("- no check applies: no model has both an exact NLL and a bound, no estimate "
+                     "has a convergence check, and the data entropy is unknown")
     if results.get("comparisons"):
         lines += ["", "## Comparisons (reported, not theorems)", ""]
         lines += [f"- {c['comparison']}: {c['detail']}" for c in results["comparisons"]]
