@@ -79,7 +79,8 @@ def main(argv):
     print(report.markdown(results))
     failed = cli.print_audit_failures(results)
     verdict = (f"{len(failed)} audit check(s) FAILED" if failed else
-               f"self-audit passed ({len(results['audit'])} checks)" if results["audit"] else
+               f"self-audit passed ({len(results['audit'])} check"
+               f"{'s' if len(results['audit']) > 1 else ''})" if results["audit"] else
                "self-audit: no check applies to these models and data")
     print(f"[compare] wrote {workdir}/results.json, results.md and plots in "
           f"{results['wall_seconds']:.0f} s; {verdict}")
