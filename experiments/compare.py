@@ -9,8 +9,8 @@
 Trains one model per registered family that models the data (`gen_jax.families`; images: AR,
 Gaussian diffusion, masked diffusion; text and markov: AR, masked and block diffusion at b = 4,
 1, 16 and L) with the same backbone size, data and budget (`experiments/configs/compare.py`),
-then on the held-out split reports every estimator of
-every family in bits/dim with standard errors, samples each model with each of its samplers,
+then on the held-out split reports every estimator of every family in bits/dim with standard
+errors, samples each model with each of its samplers,
 times sampling and scores sample quality, and checks itself (report.audit). Writes to --workdir:
 results.json, results.md, samples_<family>.png / .txt, training_curves.png, sampling.png,
 likelihood_vs_speed.png (each model's NLL or bound against sampling time per dimension), and
@@ -78,10 +78,13 @@ def main(argv):
     results = run_comparison(cfg, workdir, command)
     print(report.markdown(results))
     failed = cli.print_audit_failures(results)
-    verdict = (f"{len(failed)} audit check(s) FAILED" if failed else
-               f"self-audit passed ({len(results['audit'])} check"
-               f"{'s' if len(results['audit']) > 1 else ''})" if results["audit"] else
-               "self-audit: no check applies to these models and data")
+    num_checks = len(results["audit"])
+    if failed:
+        verdict = f"{len(failed)} of {num_checks} audit checks FAILED"
+    elif num_checks:
+        verdict = f"self-audit passed ({num_checks} check{'s' * (num_checks > 1)})"
+    else:
+        verdict = "self-audit: no check applies to these models and data"
     print(f"[compare] wrote {workdir}/results.json, results.md and plots in "
           f"{results['wall_seconds']:.0f} s; {verdict}")
 

@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from gen_jax.eval import mean_and_se, paired_bound_check  # noqa: E402
+from gen_jax.families.base import EXACT, UPPER_BOUND  # noqa: E402
 
 
 def summarize(estimate, entropy=None) -> dict:
@@ -68,9 +69,9 @@ def audit(estimates, *, entropy=None, num_se: float = 3.0) -> list[dict]:
     """
     checks = []
     by_name = {(e.model, e.name): e for e in estimates}
-    for exact in (e for e in estimates if e.kind == "exact"):
+    for exact in (e for e in estimates if e.kind == EXACT):
         for e in estimates:
-            if e.model != exact.model or e.kind != "upper bound" or _paired(e, exact) is None:
+            if e.model != exact.model or e.kind != UPPER_BOUND or _paired(e, exact) is None:
                 continue
             r = paired_bound_check(_paired(e, exact), exact.values, num_se)
             detail = (f"{e.name} - {exact.name} = {r['difference']:+.4f} +- {r['se']:.4f} bits/dim "
@@ -158,7 +159,7 @@ def likelihood_vs_speed(results: dict) -> list[dict]:
     """
     headline = {}
     for r in results["likelihoods"]:
-        rank = {"exact": 0, "upper bound": 1}.get(r["kind"])
+        rank = {EXACT: 0, UPPER_BOUND: 1}.get(r["kind"])
         if rank is None:
             continue
         best = headline.get(r["model"])
